@@ -1,0 +1,76 @@
+"""The application factory: ``flask --app app run`` and ``gunicorn 'app:create_app()'``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+import cli
+import errors
+import security
+import sessions
+import templating
+from config import ConfigError, load_config
+from store import db as store_db
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment; ``test_config`` overrides it in tests."""
+    app = Flask(__name__, instance_relative_config=True)
+    overrides = dict(test_config or {})
+    client = overrides.pop("DYNAMODB_CLIENT", None)
+    try:
+        app.config.update(load_config())
+    except ConfigError as exc:
+        raise SystemExit(f"teamapp: {exc}") from None
+    app.config.update(overrides)
+
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _development_secret(Path(app.instance_path))
+    if client is None and app.config["DYNAMODB_EMBEDDED"]:
+        app.config["DYNAMODB_ENDPOINT"] = _embedded_endpoint(Path(app.instance_path))
+
+    store_db.init_app(app, client)
+    security.init_app(app)
+    sessions.init_app(app)
+    templating.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    register_blueprints(app)
+    return app
+
+
+def register_blueprints(app: Flask) -> None:
+    from blueprints.auth.routes import bp as auth_bp
+    from blueprints.main.routes import bp as main_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp)
+
+
+def _development_secret(instance: Path) -> str:
+    """One random secret per checkout, shared by every local process (workers, reloader)."""
+    path = instance / "secret_key"
+    instance.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _embedded_endpoint(instance: Path) -> str:
+    import embedded_db
+
+    server = embedded_db.ensure_embedded(instance)
+    log.info("using embedded %s at %s", server.kind, server.endpoint)
+    return server.endpoint

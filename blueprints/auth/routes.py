@@ -1,0 +1,126 @@
+"""Register, sign in and sign out."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request
+
+import passwords
+import sessions
+from security import preauth_csrf_valid, safe_next
+from store import accounts
+from store.db import get_db
+
+from . import forms
+
+bp = Blueprint("auth", __name__)
+
+SIGN_IN_FAILED = "That e-mail and password do not match an account."
+
+
+def _check_preauth_csrf() -> None:
+    if not preauth_csrf_valid():
+        abort(403, description="This form had expired. Go back, reload the page and try again.")
+
+
+def _next_target() -> str:
+    return safe_next(request.values.get("next"))
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@sessions.preauth
+def register():
+    form = forms.Form({"email": "", "name": "", "password": ""})
+    if request.method == "POST":
+        _check_preauth_csrf()
+        form = forms.registration(request.form)
+        if form.valid:
+            method = current_app.config["PASSWORD_HASH_METHOD"]
+            try:
+                account = accounts.create_account(
+                    get_db(),
+                    form.values["email"],
+                    form.values["name"],
+                    passwords.hash_password(form.values["password"], method),
+                )
+            except accounts.EmailTaken:
+                # We send no e-mail, so we cannot hide that the address is in use; we can
+                # keep everything else the person typed and point them at signing in.
+                form.errors["email"] = (
+                    "This e-mail address cannot be used for a new account. If it is yours, "
+                    "sign in instead."
+                )
+            else:
+                response = redirect(_next_target(), 303)
+                sessions.sign_in(response, account)
+                flash(f"Welcome, {account.name}. Your account is ready.", "success")
+                return response
+    form.values["password"] = ""
+    status = 400 if form.errors else 200
+    return render_template("auth/register.html", form=form, next=_next_target()), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@sessions.preauth
+def login():
+    form = forms.Form({"email": "", "password": ""})
+    if request.method == "GET" and sessions.current_user() is not None:
+        return redirect(_next_target())
+    if request.method == "POST":
+        _check_preauth_csrf()
+        form = forms.sign_in(request.form)
+        if form.valid:
+            account, wait = _authenticate(form.values["email"], form.values["password"])
+            if wait:
+                response = current_app.make_response(
+                    render_template(
+                        "auth/login.html", form=form, next=_next_target(), locked_for=wait
+                    )
+                )
+                response.status_code = 429
+                response.headers["Retry-After"] = str(wait)
+                form.values["password"] = ""
+                return response
+            if account is not None:
+                response = redirect(_next_target(), 303)
+                sessions.sign_in(response, account)
+                return response
+            form.errors["form"] = SIGN_IN_FAILED
+    form.values["password"] = ""
+    status = 400 if form.errors else 200
+    return render_template("auth/login.html", form=form, next=_next_target()), status
+
+
+def _authenticate(email: str, password: str) -> tuple[accounts.Account | None, int]:
+    """The account for these credentials, or None; and seconds to wait when locked out.
+
+    Failures are counted per e-mail in DynamoDB, so every server process sees the same
+    count; a locked account is refused even with the right password (OWASP: no oracle).
+    """
+    db = get_db()
+    config = current_app.config
+    window = int(config["LOGIN_FAILURE_WINDOW"].total_seconds())
+    failures, remaining = accounts.failed_sign_ins(db, email, window)
+    if failures >= config["LOGIN_MAX_FAILURES"]:
+        return None, remaining
+    method = config["PASSWORD_HASH_METHOD"]
+    account = accounts.find_by_email(db, email)
+    if not passwords.verify(account.password_hash if account else None, password, method):
+        accounts.record_failed_sign_in(db, email, window)
+        return None, 0
+    assert account is not None  # noqa: S101 - verify() is False without an account
+    if failures:
+        accounts.clear_failed_sign_ins(db, email, window)
+    if passwords.needs_upgrade(account.password_hash, method):
+        accounts.replace_password_hash(
+            db, account.user_id, account.password_hash, passwords.hash_password(password, method)
+        )
+    return account, 0
+
+
+@bp.post("/logout")
+def logout():
+    response = redirect("/login", 303)
+    if g.get("claims") is not None:
+        sessions.sign_out(response)
+        flash("You have signed out.", "info")
+    return response

@@ -1,0 +1,89 @@
+"""Configuration read from the environment when the app is created, never at import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+DEFAULT_TABLE = "teamapp"
+# HS256 wants a key at least as long as its output (OWASP JWT cheat sheet): 256 bits.
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable app; the message says how to fix it."""
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Build the Flask config from environment variables (see the README's table)."""
+    env = os.environ if environ is None else environ
+    app_env = env.get("APP_ENV", "production").strip() or "production"
+    development = app_env == "development"
+
+    secret = env.get("SECRET_KEY", "")
+    if not secret:
+        if not development:
+            raise ConfigError(
+                "SECRET_KEY is not set: production needs a random secret of at least "
+                f"{MIN_SECRET_BYTES} bytes, e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'"
+            )
+    elif len(secret.encode()) < MIN_SECRET_BYTES and not development:
+        raise ConfigError(
+            f"SECRET_KEY is too short ({len(secret.encode())} bytes): use at least "
+            f"{MIN_SECRET_BYTES} random bytes"
+        )
+
+    endpoint = env.get("DYNAMODB_ENDPOINT", "").strip() or None
+    region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or None
+
+    return {
+        "APP_ENV": app_env,
+        "DEBUG": False,
+        "TESTING": False,
+        "SECRET_KEY": secret or None,
+        "DYNAMODB_TABLE": env.get("DYNAMODB_TABLE", "").strip() or DEFAULT_TABLE,
+        "DYNAMODB_ENDPOINT": endpoint,
+        "AWS_REGION": region,
+        # No endpoint and no region: a developer's laptop, so start DynamoDB Local ourselves.
+        "DYNAMODB_EMBEDDED": endpoint is None and region is None,
+        "PUBLIC_URL": env.get("PUBLIC_URL", "").strip().rstrip("/") or None,
+        "SMTP_HOST": env.get("SMTP_HOST", "").strip() or None,
+        "SMTP_PORT": int(env.get("SMTP_PORT", "25") or 25),
+        "SMTP_FROM": env.get("SMTP_FROM", "").strip() or "teamapp@localhost",
+        "PASSWORD_HASH_METHOD": "scrypt:32768:8:3",
+        "LOGIN_MAX_FAILURES": 10,
+        "LOGIN_FAILURE_WINDOW": timedelta(minutes=15),
+        "INVITE_LIFETIME": timedelta(days=7),
+        # Requests: an item holds at most 400 KB in DynamoDB, so a form bigger than 1 MB is
+        # never legitimate.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 512 * 1024,
+        "MAX_FORM_PARTS": 200,
+        # DynamoDB client: the SDK's legacy mode retries 10 times over ~25 s under throttling,
+        # which would stall a page; three attempts and short timeouts keep a page responsive.
+        "DYNAMODB_MAX_ATTEMPTS": 3,
+        "DYNAMODB_CONNECT_TIMEOUT": 2.0,
+        "DYNAMODB_READ_TIMEOUT": 5.0,
+        # Migration lease and budget (see store/migration.py for why these numbers).
+        "MIGRATION_LEASE_SECONDS": 30.0,
+        "MIGRATION_BUDGET_SECONDS": 8.0,
+        "MIGRATION_WRITERS": 4,
+        # Sessions.
+        "JWT_TOKEN_LOCATION": ["cookies"],
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=15),
+        "JWT_REFRESH_WITHIN": timedelta(minutes=10),
+        "JWT_SESSION_MAX_AGE": timedelta(hours=12),
+        "JWT_COOKIE_SECURE": not development,
+        "JWT_COOKIE_SAMESITE": "Lax",
+        "JWT_COOKIE_CSRF_PROTECT": True,
+        "JWT_CSRF_CHECK_FORM": True,
+        "JWT_ACCESS_CSRF_FIELD_NAME": "csrf_token",
+        "JWT_SESSION_COOKIE": True,
+        "JWT_ALGORITHM": "HS256",
+        "JWT_DECODE_ALGORITHMS": ["HS256"],
+        "SESSION_COOKIE_SECURE": not development,
+        "PREFERRED_URL_SCHEME": "http" if development else "https",
+    }

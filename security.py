@@ -1,0 +1,109 @@
+"""Request and response hardening: safe redirects, cross-site checks, pre-sign-in CSRF,
+and the security headers every HTML response carries."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, abort, current_app, g, request
+
+PREAUTH_COOKIE = "preauth_csrf"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Keep ``target`` only when it is a path on this site; anything else becomes ``default``.
+
+    Browsers read ``\\`` as ``/`` and drop tabs and newlines, so ``/\\evil.example`` and
+    ``\\n//evil.example`` are other sites; only a plain absolute path is accepted.
+    """
+    if not target or not isinstance(target, str):
+        return default
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target) or "\\" in target:
+        return default
+    if not target.startswith("/") or target.startswith("//"):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+def own_origin() -> str:
+    configured = current_app.config.get("PUBLIC_URL")
+    if configured:
+        parts = urlsplit(configured)
+        return f"{parts.scheme}://{parts.netloc}"
+    return request.host_url.rstrip("/")
+
+
+def reject_cross_site_writes() -> None:
+    """Refuse unsafe requests a browser marks as cross-site (OWASP CSRF: Fetch Metadata,
+    then Origin), before any view or session logic runs."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        abort(403, description="This form was sent from another site.")
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and origin.rstrip("/") != own_origin():
+        abort(403, description="This form was sent from another site.")
+
+
+def _preauth_signature(nonce: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, b"preauth-csrf|" + nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def preauth_csrf_token() -> str:
+    """The hidden-field value for forms used before signing in (login CSRF defence).
+
+    A signed double submit: the cookie holds a random nonce, the form an HMAC of it, so a
+    site that can plant cookies still cannot forge the form field.
+    """
+    nonce = request.cookies.get(PREAUTH_COOKIE)
+    if not nonce or len(nonce) > 128:
+        nonce = getattr(g, "new_preauth_nonce", None) or secrets.token_urlsafe(32)
+        g.new_preauth_nonce = nonce
+    return _preauth_signature(nonce)
+
+
+def preauth_csrf_valid() -> bool:
+    nonce = request.cookies.get(PREAUTH_COOKIE, "")
+    sent = request.form.get("csrf_token", "")
+    return bool(nonce and sent) and hmac.compare_digest(_preauth_signature(nonce), sent)
+
+
+def set_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    if response.mimetype == "text/html":
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    if current_app.config["APP_ENV"] != "development":
+        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+    if getattr(g, "no_store", False):
+        headers["Cache-Control"] = "no-store"
+    nonce = getattr(g, "new_preauth_nonce", None)
+    if nonce:
+        response.set_cookie(
+            PREAUTH_COOKIE,
+            nonce,
+            httponly=True,
+            samesite="Lax",
+            secure=current_app.config["JWT_COOKIE_SECURE"],
+        )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(reject_cross_site_writes)
+    app.after_request(set_headers)

@@ -1,0 +1,190 @@
+"""Accounts (shared with v1), sessions that were signed out, and failed sign-in counters."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from botocore.exceptions import ClientError
+
+from . import keys
+from .batch import get_many
+from .db import Database, RawItem, error_code, n, number, s, text
+
+
+class EmailTaken(Exception):
+    """Another account already uses this e-mail address."""
+
+
+@dataclass(frozen=True)
+class Account:
+    user_id: str
+    email: str
+    name: str
+    password_hash: str
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def normalise_email(address: str) -> str:
+    return address.strip().lower()
+
+
+def _account(user_id: str, row: RawItem) -> Account:
+    return Account(
+        user_id=user_id,
+        email=text(row, "email"),
+        name=text(row, "name"),
+        password_hash=text(row, "passwordHash"),
+    )
+
+
+def create_account(db: Database, email: str, name: str, password_hash: str) -> Account:
+    """Create the USER and EMAIL rows together; one account per e-mail even under races."""
+    user_id = uuid.uuid4().hex
+    email = normalise_email(email)
+    profile = {
+        **keys.user(user_id),
+        "email": s(email),
+        "name": s(name),
+        "passwordHash": s(password_hash),
+        "createdAt": s(now_iso()),
+    }
+    try:
+        db.client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": db.table,
+                        "Item": {**keys.email(email), "userId": s(user_id)},
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": db.table,
+                        "Item": profile,
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+            ]
+        )
+    except ClientError as exc:
+        if error_code(exc) == "TransactionCanceledException":
+            reasons = exc.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise EmailTaken(email) from exc
+        raise
+    return _account(user_id, profile)
+
+
+def find_by_email(db: Database, email: str) -> Account | None:
+    pointer = db.get(keys.email(normalise_email(email)), consistent=True)
+    user_id = text(pointer, "userId")
+    if not user_id:
+        return None
+    return get_account(db, user_id)
+
+
+def get_account(db: Database, user_id: str) -> Account | None:
+    row = db.get(keys.user(user_id), consistent=True)
+    return _account(user_id, row) if row else None
+
+
+def replace_password_hash(db: Database, user_id: str, old_hash: str, new_hash: str) -> bool:
+    """Upgrade a stored hash, unless it changed meanwhile (then the newer one wins)."""
+    try:
+        db.client.update_item(
+            TableName=db.table,
+            Key=keys.user(user_id),
+            UpdateExpression="SET passwordHash = :new",
+            ConditionExpression="passwordHash = :old",
+            ExpressionAttributeValues={":new": s(new_hash), ":old": s(old_hash)},
+        )
+        return True
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+# --- signed-out sessions ----------------------------------------------------------------------
+
+
+def revoke_session(db: Database, session_id: str, until_epoch: int) -> None:
+    """Remember a signed-out session until its last token would have expired anyway."""
+    db.client.put_item(
+        TableName=db.table,
+        Item={
+            **keys.revoked_session(session_id),
+            keys.TTL_ATTRIBUTE: n(int(until_epoch)),
+            "revokedAt": s(now_iso()),
+        },
+    )
+
+
+def session_rows(
+    db: Database, session_id: str, extra: list[keys.Key]
+) -> tuple[bool, list[RawItem | None]]:
+    """Whether the session was revoked, and the extra rows, in one strongly consistent read."""
+    rows = get_many(db, [keys.revoked_session(session_id), *extra])
+    revoked = rows[0] is not None and number(rows[0], keys.TTL_ATTRIBUTE) > time.time()
+    return revoked, rows[1:]
+
+
+# --- failed sign-ins ---------------------------------------------------------------------------
+
+
+def _window(window_seconds: int, at: float) -> int:
+    return int(at // window_seconds)
+
+
+def failed_sign_ins(db: Database, email: str, window_seconds: int) -> tuple[int, int]:
+    """Failures counted for this e-mail in the current window, and seconds until it ends."""
+    at = time.time()
+    window = _window(window_seconds, at)
+    row = db.get(keys.login_failures(normalise_email(email), window), consistent=True)
+    remaining = int((window + 1) * window_seconds - at) + 1
+    return number(row, "failures"), remaining
+
+
+def record_failed_sign_in(db: Database, email: str, window_seconds: int) -> int:
+    """Count one failure atomically, so every server process shares the count."""
+    window = _window(window_seconds, time.time())
+    response = db.client.update_item(
+        TableName=db.table,
+        Key=keys.login_failures(normalise_email(email), window),
+        UpdateExpression="ADD failures :one SET #ttl = :ttl",
+        ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
+        ExpressionAttributeValues={
+            ":one": n(1),
+            ":ttl": n((window + 2) * window_seconds),
+        },
+        ReturnValues="UPDATED_NEW",
+    )
+    return number(response["Attributes"], "failures")
+
+
+def clear_failed_sign_ins(db: Database, email: str, window_seconds: int) -> None:
+    window = _window(window_seconds, time.time())
+    db.client.delete_item(
+        TableName=db.table, Key=keys.login_failures(normalise_email(email), window)
+    )
+
+
+# --- preferences -------------------------------------------------------------------------------
+
+
+def remember_workspace(db: Database, user_id: str, workspace_id: str) -> None:
+    db.client.put_item(
+        TableName=db.table,
+        Item={**keys.user_prefs(user_id), "lastWorkspaceId": s(workspace_id)},
+    )
+
+
+def last_workspace(db: Database, user_id: str) -> str | None:
+    return text(db.get(keys.user_prefs(user_id)), "lastWorkspaceId") or None

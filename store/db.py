@@ -1,0 +1,148 @@
+"""The DynamoDB handle: one low-level client per process, built by the app factory."""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+RawItem = dict[str, dict[str, Any]]
+
+# boto3's TypeDeserializer traps decimal.Rounded on numbers DynamoDB accepts (boto3 #2500,
+# #4693); a wider context turns every valid DynamoDB number into an exact Decimal.
+_NUMBER_CONTEXT = decimal.Context(prec=200, Emax=999, Emin=-999, traps=[decimal.InvalidOperation])
+
+
+@dataclass
+class Database:
+    client: Any
+    table: str
+
+    def get(self, key: RawItem, *, consistent: bool = False) -> RawItem | None:
+        response = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=consistent)
+        return response.get("Item")
+
+    def query_pages(self, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every page of a Query, following LastEvaluatedKey until it is absent."""
+        params = {"TableName": self.table, **params}
+        while True:
+            page = self.client.query(**params)
+            yield page
+            if "LastEvaluatedKey" not in page:
+                return
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def query_all(self, **params: Any) -> list[RawItem]:
+        return [item for page in self.query_pages(**params) for item in page.get("Items", [])]
+
+
+def build_client(
+    *,
+    endpoint: str | None,
+    region: str | None,
+    max_attempts: int = 3,
+    connect_timeout: float = 2.0,
+    read_timeout: float = 5.0,
+    pool_size: int = 16,
+    local_credentials: bool = False,
+) -> Any:
+    """A DynamoDB client with a retry mode and time budget chosen on purpose.
+
+    botocore's default (legacy) mode makes 10 attempts for DynamoDB, ~25 s under throttling;
+    standard mode with a small total keeps a page's worst case to a few seconds.
+    """
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_pool_connections=pool_size,
+    )
+    session = boto3.session.Session()
+    kwargs: dict[str, Any] = {"region_name": region or "us-east-1", "config": config}
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    if local_credentials or (endpoint and session.get_credentials() is None):
+        # DynamoDB Local and moto accept any credentials but botocore refuses to sign without.
+        kwargs["aws_access_key_id"] = "local"
+        kwargs["aws_secret_access_key"] = "local"  # noqa: S105 - not a secret
+    return session.client("dynamodb", **kwargs)
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def n(value: int | float | decimal.Decimal) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def text(item: Mapping[str, Any] | None, name: str, default: str = "") -> str:
+    """A string attribute of a raw item, or the default when absent or of another type."""
+    if not item or name not in item:
+        return default
+    return item[name].get("S", default)
+
+
+def number(item: Mapping[str, Any] | None, name: str, default: int = 0) -> int:
+    if not item or name not in item or "N" not in item[name]:
+        return default
+    return int(decimal.Decimal(item[name]["N"]))
+
+
+def plain(value: Mapping[str, Any]) -> Any:
+    """One raw AttributeValue as a Python value, exact for every number DynamoDB can hold."""
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return inner
+    if kind == "N":
+        return _NUMBER_CONTEXT.create_decimal(inner)
+    if kind == "B":
+        return bytes(inner)
+    if kind == "BOOL":
+        return bool(inner)
+    if kind == "NULL":
+        return None
+    if kind == "SS":
+        return set(inner)
+    if kind == "NS":
+        return {_NUMBER_CONTEXT.create_decimal(x) for x in inner}
+    if kind == "BS":
+        return {bytes(x) for x in inner}
+    if kind == "L":
+        return [plain(x) for x in inner]
+    if kind == "M":
+        return {k: plain(v) for k, v in inner.items()}
+    raise ValueError(f"unknown DynamoDB type {kind}")
+
+
+def get_db() -> Database:
+    """The app's Database, made by ``init_app`` in the factory."""
+    from flask import current_app
+
+    return current_app.extensions["db"]
+
+
+def init_app(app: Any, client: Any | None = None) -> Database:
+    """Bind a client to the app; tests pass their own (moto or DynamoDB Local)."""
+    config = app.config
+    if client is None:
+        client = build_client(
+            endpoint=config["DYNAMODB_ENDPOINT"],
+            region=config["AWS_REGION"],
+            max_attempts=config["DYNAMODB_MAX_ATTEMPTS"],
+            connect_timeout=config["DYNAMODB_CONNECT_TIMEOUT"],
+            read_timeout=config["DYNAMODB_READ_TIMEOUT"],
+            local_credentials=config.get("DYNAMODB_EMBEDDED", False),
+        )
+    database = Database(client=client, table=config["DYNAMODB_TABLE"])
+    app.extensions["db"] = database
+    return database

@@ -1,0 +1,143 @@
+"""Every key string of the table, in one place.
+
+The table has string keys ``PK`` (hash) and ``SK`` (range) and two global secondary indexes:
+
+* ``ByUser`` (``GSI1PK``, ``GSI1SK``): a person's workspace memberships ("my workspaces").
+* ``ByCreated`` (``PK``, ``createdAt``): a workspace's items newest first. It reuses the
+  attributes every item already has, so a migrated v1 item needs nothing added to be listed.
+
+No other module builds a key; see docs/data-model.md for the entity and access-pattern charts.
+"""
+
+from __future__ import annotations
+
+PK = "PK"
+SK = "SK"
+GSI1PK = "GSI1PK"
+GSI1SK = "GSI1SK"
+BY_USER_INDEX = "ByUser"
+BY_CREATED_INDEX = "ByCreated"
+CREATED_AT = "createdAt"
+# Unix epoch seconds; DynamoDB's TTL deletes the row some time after (up to ~48 h) this moment,
+# so every reader also compares it with the clock itself.
+TTL_ATTRIBUTE = "expiresAt"
+
+# --- v1 (legacy) rows, read by the migration and written only by `legacy seed` ---------------
+V1_ITEM_PREFIX = "ITEM#"
+V1_ITEM_SK = "ITEM"
+V1_SETTINGS_PK = "SETTINGS"
+V1_MEMBERS_PK = "MEMBERS"
+
+# --- accounts, shared by v1 and v2 ------------------------------------------------------------
+USER_PREFIX = "USER#"
+PROFILE_SK = "PROFILE"
+EMAIL_PREFIX = "EMAIL#"
+EMAIL_SK = "EMAIL"
+PREFS_SK = "PREFS"
+SESSION_PREFIX = "SESSION#"
+REVOKED_SK = "REVOKED"
+LOGIN_FAILURES_PREFIX = "LOGINFAIL#"
+WINDOW_PREFIX = "WINDOW#"
+
+# --- v2 workspaces ----------------------------------------------------------------------------
+WORKSPACE_PREFIX = "WORKSPACE#"
+WORKSPACE_SK = "WORKSPACE"
+MEMBER_PREFIX = "MEMBER#"
+ITEM_PREFIX = "ITEM#"
+SETTING_PREFIX = "SET#"
+INVITE_PREFIX = "INVITE#"
+# Key prefixes, not secrets.
+INVITE_TOKEN_PREFIX = "INVITETOKEN#"  # noqa: S105
+INVITE_TOKEN_SK = "INVITETOKEN"  # noqa: S105
+
+# --- the migration ----------------------------------------------------------------------------
+MIGRATION_PK = "MIGRATION"
+MIGRATION_FLAG_SK = "V2_COMPLETE"
+MIGRATION_CLAIM_SK = "CLAIM"
+
+Key = dict[str, dict[str, str]]
+
+
+def key(pk: str, sk: str) -> Key:
+    """A raw (low-level client) primary key."""
+    return {PK: {"S": pk}, SK: {"S": sk}}
+
+
+def v1_item(item_id: str) -> Key:
+    return key(V1_ITEM_PREFIX + item_id, V1_ITEM_SK)
+
+
+def v1_setting(name: str) -> Key:
+    return key(V1_SETTINGS_PK, name)
+
+
+def v1_member(user_id: str) -> Key:
+    return key(V1_MEMBERS_PK, user_id)
+
+
+def user(user_id: str) -> Key:
+    return key(USER_PREFIX + user_id, PROFILE_SK)
+
+
+def user_prefs(user_id: str) -> Key:
+    return key(USER_PREFIX + user_id, PREFS_SK)
+
+
+def email(address: str) -> Key:
+    return key(EMAIL_PREFIX + address, EMAIL_SK)
+
+
+def revoked_session(session_id: str) -> Key:
+    return key(SESSION_PREFIX + session_id, REVOKED_SK)
+
+
+def login_failures(address: str, window: int) -> Key:
+    return key(LOGIN_FAILURES_PREFIX + address, f"{WINDOW_PREFIX}{window}")
+
+
+def workspace_pk(workspace_id: str) -> str:
+    return WORKSPACE_PREFIX + workspace_id
+
+
+def workspace(workspace_id: str) -> Key:
+    return key(workspace_pk(workspace_id), WORKSPACE_SK)
+
+
+def member(workspace_id: str, user_id: str) -> Key:
+    return key(workspace_pk(workspace_id), MEMBER_PREFIX + user_id)
+
+
+def member_index_keys(workspace_id: str, user_id: str) -> dict[str, dict[str, str]]:
+    """The ByUser index attributes a member row carries."""
+    return {GSI1PK: {"S": USER_PREFIX + user_id}, GSI1SK: {"S": workspace_pk(workspace_id)}}
+
+
+def item(workspace_id: str, item_id: str) -> Key:
+    return key(workspace_pk(workspace_id), ITEM_PREFIX + item_id)
+
+
+def setting(workspace_id: str, name: str) -> Key:
+    return key(workspace_pk(workspace_id), SETTING_PREFIX + name)
+
+
+def invite(workspace_id: str, invite_id: str) -> Key:
+    return key(workspace_pk(workspace_id), INVITE_PREFIX + invite_id)
+
+
+def invite_token(token_hash: str) -> Key:
+    return key(INVITE_TOKEN_PREFIX + token_hash, INVITE_TOKEN_SK)
+
+
+def migration_flag() -> Key:
+    return key(MIGRATION_PK, MIGRATION_FLAG_SK)
+
+
+def migration_claim() -> Key:
+    return key(MIGRATION_PK, MIGRATION_CLAIM_SK)
+
+
+def suffix(value: str, prefix: str) -> str:
+    """The id after a key prefix, e.g. the item id in ``ITEM#abc``."""
+    if not value.startswith(prefix):
+        raise ValueError(f"{value!r} does not start with {prefix!r}")
+    return value[len(prefix) :]

@@ -1,0 +1,143 @@
+"""Creating the table, and bringing a v1 table up to what v2 needs, without touching a row."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import keys
+from .db import error_code
+
+Report = Callable[[str], None]
+
+_ATTRIBUTES = {
+    keys.PK: "S",
+    keys.SK: "S",
+    keys.GSI1PK: "S",
+    keys.GSI1SK: "S",
+    keys.CREATED_AT: "S",
+}
+
+_INDEXES: dict[str, list[tuple[str, str]]] = {
+    keys.BY_USER_INDEX: [(keys.GSI1PK, "HASH"), (keys.GSI1SK, "RANGE")],
+    keys.BY_CREATED_INDEX: [(keys.PK, "HASH"), (keys.CREATED_AT, "RANGE")],
+}
+
+
+def _index_definition(name: str) -> dict[str, Any]:
+    return {
+        "IndexName": name,
+        "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t in _INDEXES[name]],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def _attribute_definitions(names: set[str]) -> list[dict[str, str]]:
+    return [{"AttributeName": a, "AttributeType": _ATTRIBUTES[a]} for a in sorted(names)]
+
+
+def _describe(client: Any, table: str) -> dict[str, Any] | None:
+    try:
+        return client.describe_table(TableName=table)["Table"]
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def _wait_until_active(
+    client: Any, table: str, *, poll: float, timeout: float, report: Report
+) -> dict[str, Any]:
+    """Wait for the table and every index to be ACTIVE; a real CreateTable takes a while."""
+    deadline = time.monotonic() + timeout
+    while True:
+        description = _describe(client, table)
+        pending = []
+        if description is None or description["TableStatus"] != "ACTIVE":
+            pending.append(f"table {description and description['TableStatus']}")
+        for index in (description or {}).get("GlobalSecondaryIndexes", []):
+            if index.get("IndexStatus", "ACTIVE") != "ACTIVE":
+                pending.append(f"index {index['IndexName']} {index['IndexStatus']}")
+        if not pending and description is not None:
+            return description
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{table} is not active after {timeout:.0f} s: {', '.join(pending)}")
+        report("waiting: " + ", ".join(pending))
+        time.sleep(poll)
+
+
+def ensure_table(
+    client: Any,
+    table: str,
+    *,
+    poll: float = 2.0,
+    timeout: float = 900.0,
+    report: Report = lambda _line: None,
+) -> list[str]:
+    """Create the table or add what v2 needs to a v1 table; return what was done."""
+    done: list[str] = []
+    description = _describe(client, table)
+    if description is None:
+        try:
+            client.create_table(
+                TableName=table,
+                AttributeDefinitions=_attribute_definitions(set(_ATTRIBUTES)),
+                KeySchema=[
+                    {"AttributeName": keys.PK, "KeyType": "HASH"},
+                    {"AttributeName": keys.SK, "KeyType": "RANGE"},
+                ],
+                GlobalSecondaryIndexes=[_index_definition(name) for name in _INDEXES],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            done.append(f"created table {table}")
+        except ClientError as exc:
+            # Another process (a second worker, an operator) created it first.
+            if error_code(exc) != "ResourceInUseException":
+                raise
+    description = _wait_until_active(client, table, poll=poll, timeout=timeout, report=report)
+
+    existing = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+    for name in _INDEXES:
+        if name in existing:
+            continue
+        # DynamoDB creates one index per UpdateTable call, so add them one at a time.
+        needed = {attribute for attribute, _ in _INDEXES[name]}
+        client.update_table(
+            TableName=table,
+            AttributeDefinitions=_attribute_definitions(needed),
+            GlobalSecondaryIndexUpdates=[{"Create": _index_definition(name)}],
+        )
+        done.append(f"added index {name}")
+        _wait_until_active(client, table, poll=poll, timeout=timeout, report=report)
+
+    ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        client.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": keys.TTL_ATTRIBUTE},
+        )
+        done.append(f"enabled TTL on {keys.TTL_ATTRIBUTE}")
+
+    done.extend(_ensure_point_in_time_recovery(client, table))
+    return done
+
+
+def _ensure_point_in_time_recovery(client: Any, table: str) -> list[str]:
+    try:
+        backups = client.describe_continuous_backups(TableName=table)
+        status = backups["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {})
+        if status.get("PointInTimeRecoveryStatus") == "ENABLED":
+            return []
+        client.update_continuous_backups(
+            TableName=table,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+        return ["enabled point-in-time recovery"]
+    except ClientError as exc:
+        # DynamoDB Local and some emulators have no backups; the real service does.
+        if error_code(exc) in ("UnknownOperationException", "UnrecognizedClientException"):
+            return ["point-in-time recovery not supported by this server (skipped)"]
+        raise

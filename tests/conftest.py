@@ -1,0 +1,135 @@
+"""Fixtures: one suite, two DynamoDB backends.
+
+``--backend=moto`` runs in-process and fast; ``--backend=local`` runs the same tests against
+Amazon's DynamoDB Local over HTTP, where limits are validated and concurrency is real.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from store import schema
+from store.db import Database, build_client
+from tests.helpers import WebClient
+
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=("moto", "local"),
+        default=os.environ.get("TEST_BACKEND", "moto"),
+        help="DynamoDB backend: moto in-process, or DynamoDB Local over HTTP",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "local_only(reason): needs a real DynamoDB server")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--backend") == "local":
+        return
+    for item in items:
+        marker = item.get_closest_marker("local_only")
+        if marker:
+            reason = marker.args[0] if marker.args else "needs DynamoDB Local"
+            item.add_marker(pytest.mark.skip(reason=f"moto: {reason}"))
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("--backend")
+
+
+@pytest.fixture(scope="session")
+def local_endpoint(backend: str) -> Iterator[str | None]:
+    if backend != "local":
+        yield None
+        return
+    import embedded_db
+
+    server = embedded_db.start_dynamodb_local(None)
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials so nothing can ever reach a real AWS account (moto's advice)."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "DYNAMODB_ENDPOINT", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("APP_ENV", "development")
+    monkeypatch.setenv("SECRET_KEY", TEST_SECRET)
+
+
+@pytest.fixture
+def ddb_client(backend: str, local_endpoint: str | None, aws_env: None) -> Iterator[Any]:
+    if backend == "moto":
+        from moto import mock_aws
+
+        with mock_aws():
+            yield build_client(endpoint=None, region="us-east-1", local_credentials=True)
+    else:
+        yield build_client(endpoint=local_endpoint, region="us-east-1", local_credentials=True)
+
+
+@pytest.fixture
+def table_name(ddb_client: Any) -> Iterator[str]:
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    schema.ensure_table(ddb_client, name, poll=0.05)
+    yield name
+    ddb_client.delete_table(TableName=name)
+
+
+@pytest.fixture
+def database(ddb_client: Any, table_name: str) -> Database:
+    return Database(client=ddb_client, table=table_name)
+
+
+def make_app(ddb_client: Any, table_name: str, **overrides: Any) -> Any:
+    from app import create_app
+
+    config = {
+        "TESTING": True,
+        "DYNAMODB_CLIENT": ddb_client,
+        "DYNAMODB_TABLE": table_name,
+        "DYNAMODB_EMBEDDED": False,
+        # Cheap hashing keeps the suite fast; test_passwords checks the production method.
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        **overrides,
+    }
+    return create_app(config)
+
+
+@pytest.fixture
+def app(ddb_client: Any, table_name: str) -> Any:
+    return make_app(ddb_client, table_name)
+
+
+@pytest.fixture
+def web(app: Any) -> WebClient:
+    return WebClient(app.test_client())
+
+
+@pytest.fixture
+def other_web(app: Any) -> WebClient:
+    """A second browser, for a second person."""
+    return WebClient(app.test_client())
+
+
+@pytest.fixture
+def runner(app: Any) -> Any:
+    return app.test_cli_runner()
