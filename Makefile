@@ -1,0 +1,78 @@
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app app
+# Root on these machines; sudo elsewhere.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help setup system run test lint bench stop clean
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-6s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.stamp node_modules/.stamp ## Install everything (idempotent; fast when nothing changed)
+
+# Checked on every run (cheap) so a machine that lost a package gets it back; apt-get update
+# runs only when something is missing. No Recommends: chromium's pull in avahi, samba, cups.
+system:
+	@pkgs=""; \
+	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium fonts-liberation"; \
+	command -v java >/dev/null || pkgs="$$pkgs openjdk-17-jre-headless"; \
+	command -v npm >/dev/null || pkgs="$$pkgs npm"; \
+	[ -x $(BIN)/python ] || $(PYTHON) -c 'import ensurepip' 2>/dev/null || pkgs="$$pkgs python3-venv"; \
+	if [ -n "$$pkgs" ]; then \
+		echo "==> apt-get install$$pkgs"; \
+		$(SUDO) mkdir -p /usr/share/man/man1; \
+		aptlog=$$(mktemp); \
+		if ! { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq --no-install-recommends $$pkgs; } >"$$aptlog" 2>&1; then \
+			tail -n 40 "$$aptlog"; rm -f "$$aptlog"; exit 1; \
+		fi; \
+		rm -f "$$aptlog"; \
+	fi
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt | system
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+# --ignore-scripts: we only need the files (the jar); nothing of the package runs at install.
+node_modules/.stamp: package.json package-lock.json | system
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: setup ## Run the dev server on http://127.0.0.1:5000 with seeded demo data
+	@mkdir -p instance
+	@[ -n "$${SECRET_KEY:-}" ] || [ -s instance/secret_key ] || \
+		(umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > instance/secret_key)
+	@export APP_ENV=development SECRET_KEY="$${SECRET_KEY:-$$(cat instance/secret_key)}"; \
+	$(FLASK) db init; \
+	$(FLASK) legacy seed --if-empty --items 120 --settings 5 --members 4; \
+	exec $(FLASK) run --port 5000
+
+test: setup ## Lint, then the tests on moto, then on DynamoDB Local
+	@echo "==> lint"
+	@$(MAKE) --no-print-directory lint
+	@echo "==> pytest --backend=moto"
+	$(BIN)/pytest -q -p no:cacheprovider --backend=moto
+	@echo "==> pytest --backend=local"
+	$(BIN)/pytest -q -p no:cacheprovider --backend=local
+
+lint: $(VENV)/.stamp ## ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup ## Run the benchmarks (python -m bench)
+	$(BIN)/python -m bench
+
+stop: ## Stop the embedded database server started by `make run`
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m embedded_db stop instance; fi
+
+clean: stop ## Remove caches and test/bench output (keeps .venv, node_modules, instance/)
+	find . -path ./.venv -prune -o -path ./node_modules -prune -o \
+		-name __pycache__ -type d -exec rm -rf {} +
+	rm -rf .pytest_cache .ruff_cache .hypothesis test-results bench-results
