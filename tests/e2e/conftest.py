@@ -1,0 +1,209 @@
+"""Fixtures for end-to-end tests: the real app under gunicorn, and real Chromium.
+
+Every test in this folder needs DynamoDB Local and a server process, so each is marked
+``local_only``: it runs with ``--backend=local`` and is skipped with ``--backend=moto``.
+
+- ``live_server``: a fresh table and a 2-worker gunicorn (``tests.live_server.LiveServer``).
+  Configure it with ``@pytest.mark.live_server(workers=3, extra_env={...})`` (any keyword of
+  ``LiveServer``), or start more with ``live_server_factory(**kwargs)``.
+- ``browser``: one headless Chromium for the session.
+- ``new_page(base_url=None, **context_options)``: a page in a NEW browser context, i.e. a
+  separate person with their own cookies; ``base_url`` defaults to the server this test started
+  last. ``new_page.dialogs`` and ``new_page.page_errors`` list what the pages raised; a test
+  that lets a dialog fire fails unless marked ``allow_dialogs``.
+- ``page``: one ``new_page()`` on ``live_server``.
+
+On a failure each open page is saved to ``test-results/<test name>.png`` and the tail of each
+server's log is added to the report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.live_server import LiveServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page, Playwright
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+RESULTS = ROOT / "test-results"
+CHROMIUM = Path("/usr/bin/chromium")
+# The flags known to work on these machines (no outside network); Playwright adds --headless
+# and its own empty --user-data-dir.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DEFAULT_TIMEOUT_MS = 10_000
+
+_PAGES = pytest.StashKey["PageFactory"]()
+_SERVERS = pytest.StashKey[list[LiveServer]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "live_server(**kwargs): keyword arguments for the live_server fixture"
+    )
+    config.addinivalue_line("markers", "allow_dialogs: the test expects a page dialog")
+
+
+@pytest.hookimpl(tryfirst=True)  # before tests/conftest.py turns local_only into a skip
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.local_only("needs DynamoDB Local and a real server"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        factory = item.stash.get(_PAGES, None)
+        if factory is not None and report.when == "call":
+            for path in factory.screenshot_all(RESULTS, _safe_name(item.name)):
+                report.sections.append(("screenshot", str(path)))
+        for server in item.stash.get(_SERVERS, []):
+            report.sections.append((f"live server log {server.url}", server.log_tail()))
+    return report
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "test"
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server_factory(
+    request: pytest.FixtureRequest, local_endpoint: str | None
+) -> Iterator[Callable[..., LiveServer]]:
+    """``live_server_factory(**kwargs) -> LiveServer``, started; all stopped at teardown."""
+    if local_endpoint is None:
+        pytest.skip("needs --backend=local")
+    servers: list[LiveServer] = []
+    request.node.stash[_SERVERS] = servers
+
+    def start(**kwargs: Any) -> LiveServer:
+        server = LiveServer(local_endpoint, **kwargs)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in reversed(servers):
+        server.stop()
+
+
+@pytest.fixture
+def live_server(
+    request: pytest.FixtureRequest, live_server_factory: Callable[..., LiveServer]
+) -> LiveServer:
+    """A fresh table and gunicorn (2 workers); ``@pytest.mark.live_server(...)`` configures."""
+    marker = request.node.get_closest_marker("live_server")
+    options = dict(marker.kwargs) if marker else {}
+    options.setdefault("workers", 2)
+    return live_server_factory(**options)
+
+
+# --- the browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium")
+    instance = playwright_instance.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    yield instance
+    instance.close()
+
+
+@dataclass
+class PageFactory:
+    """Call it for a page in a new browser context (a separate person)."""
+
+    browser: Browser
+    default_base_url: Callable[[], str | None]
+    contexts: list[BrowserContext] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+    def __call__(self, *, base_url: str | None = None, **context_options: Any) -> Page:
+        base = base_url or self.default_base_url()
+        if base:
+            context_options.setdefault("base_url", base)
+        context = self.browser.new_context(**context_options)
+        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.on("dialog", self._on_dialog)
+        page.on("pageerror", lambda error: self.page_errors.append(f"{page.url}: {error}"))
+        self.pages.append(page)
+        return page
+
+    def _on_dialog(self, dialog: Any) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    def screenshot_all(self, folder: Path, name: str) -> list[Path]:
+        saved = []
+        folder.mkdir(parents=True, exist_ok=True)
+        open_pages = [page for page in self.pages if not page.is_closed()]
+        for number, page in enumerate(open_pages, start=1):
+            path = folder / (f"{name}.png" if number == 1 else f"{name}-page{number}.png")
+            try:
+                page.screenshot(path=str(path), full_page=True, timeout=5_000)
+            except Exception:  # noqa: S112 - a failed screenshot must not hide the failure
+                continue
+            saved.append(path)
+        return saved
+
+    def close(self) -> None:
+        for context in self.contexts:
+            try:
+                context.close()
+            except Exception:  # noqa: S110 - the browser may already be gone
+                pass
+
+
+@pytest.fixture
+def new_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[PageFactory]:
+    def latest_server_url() -> str | None:
+        servers = request.node.stash.get(_SERVERS, [])
+        started = [server for server in servers if server.port is not None]
+        return started[-1].url if started else None
+
+    factory = PageFactory(browser, latest_server_url)
+    request.node.stash[_PAGES] = factory
+    yield factory
+    factory.close()
+    if factory.dialogs and request.node.get_closest_marker("allow_dialogs") is None:
+        pytest.fail(f"page dialogs fired: {factory.dialogs}", pytrace=False)
+
+
+@pytest.fixture
+def page(live_server: LiveServer, new_page: PageFactory) -> Page:
+    return new_page(base_url=live_server.url)
