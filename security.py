@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Response, abort, current_app, g, request
 
@@ -27,10 +27,13 @@ def safe_next(target: str | None, default: str = "/") -> str:
     """
     if not target or not isinstance(target, str):
         return default
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target) or "\\" in target:
-        return default
-    if not target.startswith("/") or target.startswith("//"):
-        return default
+    # Checked as sent and once decoded: something between us and the browser that decodes
+    # the path would turn ``/%09/evil`` or ``/%2F/evil`` into another site.
+    for candidate in (target, unquote(target)):
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in candidate) or "\\" in candidate:
+            return default
+        if not candidate.startswith("/") or candidate.startswith("//"):
+            return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return default
