@@ -50,9 +50,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def register_blueprints(app: Flask) -> None:
     from blueprints.auth.routes import bp as auth_bp
     from blueprints.main.routes import bp as main_bp
+    from blueprints.workspaces.routes import bp as workspaces_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(workspaces_bp)
 
 
 def _development_secret(instance: Path) -> str:

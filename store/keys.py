@@ -141,3 +141,16 @@ def suffix(value: str, prefix: str) -> str:
     if not value.startswith(prefix):
         raise ValueError(f"{value!r} does not start with {prefix!r}")
     return value[len(prefix) :]
+
+
+# --- appended for workspaces (issue 4) ---------------------------------------------------------
+
+
+def by_user_pk(user_id: str) -> str:
+    """The ByUser index hash key value of a person's member rows."""
+    return USER_PREFIX + user_id
+
+
+def item_start_key(workspace_id: str, item_id: str, created_at: str) -> Key:
+    """An ExclusiveStartKey for the ByCreated index: the table key plus the index key."""
+    return {**item(workspace_id, item_id), CREATED_AT: {"S": created_at}}

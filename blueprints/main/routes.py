@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, jsonify, redirect, render_template, url_for
 
 import sessions
+from store import accounts
+from store import workspaces as store_workspaces
 from store.db import get_db
 
 bp = Blueprint("main", __name__)
@@ -14,6 +16,16 @@ bp = Blueprint("main", __name__)
 @bp.get("/")
 @sessions.login_required
 def index():
+    """The person's last workspace, else their first one, else a page on how to get one."""
+    user = sessions.current_user()
+    assert user is not None  # noqa: S101 - login_required
+    db = get_db()
+    last = accounts.last_workspace(db, user.user_id)
+    if last and store_workspaces.get_member(db, last, user.user_id):
+        return redirect(url_for("workspaces.items", ws_id=last))
+    mine = store_workspaces.memberships(db, user.user_id)
+    if mine:
+        return redirect(url_for("workspaces.enter", ws_id=mine[0].workspace_id))
     return render_template("main/home.html")
 
 

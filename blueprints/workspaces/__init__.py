@@ -1,0 +1,1 @@
+"""Workspace pages under ``/w/<wsId>/`` and invite links under ``/invite/<token>``."""

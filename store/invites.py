@@ -1,0 +1,281 @@
+"""Invites: a random token, stored only as its SHA-256, with an expiry, used once, revocable
+and bound to the e-mail address it was sent to.
+
+Two rows per invite, written in one transaction: ``INVITE#<id>`` in the workspace (listed on
+the members page) and ``INVITETOKEN#<sha256>`` pointing at it (found from a link). Accepting
+is one transaction: the invite flips from pending to accepted only if it is still pending and
+unexpired, and the member row is put only if it does not exist, so two accepts at once make
+one membership.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import keys
+from .accounts import normalise_email, now_iso
+from .batch import get_many
+from .db import Database, RawItem, error_code, n, number, s, text
+from .workspaces import Workspace, member_row, new_id, workspace_from_row
+
+TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 256 bits
+INVITABLE_ROLES = ("member", "admin")
+PENDING, ACCEPTED, REVOKED = "pending", "accepted", "revoked"
+_CONFLICT_RETRIES = 3
+
+
+class InviteUnusable(Exception):
+    """Unknown, used, expired or revoked: deliberately one error for all of them."""
+
+
+class WrongAccount(Exception):
+    """The invite was sent to another e-mail address than the signed-in account's."""
+
+
+class AlreadyMember(Exception):
+    """The person is a member of the workspace already."""
+
+    def __init__(self, workspace_id: str) -> None:
+        super().__init__(workspace_id)
+        self.workspace_id = workspace_id
+
+
+@dataclass(frozen=True)
+class Invite:
+    workspace_id: str
+    invite_id: str
+    email: str
+    role: str
+    invited_by: str
+    created_at: str
+    expires_at: int
+    state: str
+    token_hash: str
+
+    def usable(self, now: float) -> bool:
+        return self.state == PENDING and self.expires_at > now
+
+
+@dataclass(frozen=True)
+class Found:
+    """What an invite link shows before anyone accepts it."""
+
+    invite: Invite
+    workspace: Workspace
+    inviter_name: str
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def invite_from_row(row: RawItem) -> Invite:
+    return Invite(
+        workspace_id=keys.suffix(row[keys.PK]["S"], keys.WORKSPACE_PREFIX),
+        invite_id=keys.suffix(row[keys.SK]["S"], keys.INVITE_PREFIX),
+        email=text(row, "email"),
+        role=text(row, "role"),
+        invited_by=text(row, "invitedBy"),
+        created_at=text(row, "createdAt"),
+        expires_at=number(row, keys.TTL_ATTRIBUTE),
+        state=text(row, "state"),
+        token_hash=text(row, "tokenHash"),
+    )
+
+
+def list_invites(db: Database, workspace_id: str) -> list[Invite]:
+    rows = db.query_all(
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+        ExpressionAttributeValues={
+            ":pk": s(keys.workspace_pk(workspace_id)),
+            ":prefix": s(keys.INVITE_PREFIX),
+        },
+        ConsistentRead=True,
+    )
+    return sorted((invite_from_row(row) for row in rows), key=lambda i: i.created_at)
+
+
+def pending_invites(db: Database, workspace_id: str, now: float | None = None) -> list[Invite]:
+    moment = _now(now)
+    return [invite for invite in list_invites(db, workspace_id) if invite.usable(moment)]
+
+
+def _revoke_action(db: Database, workspace_id: str, invite_id: str) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": db.table,
+            "Key": keys.invite(workspace_id, invite_id),
+            "UpdateExpression": "SET #state = :revoked, revokedAt = :at",
+            "ConditionExpression": "#state = :pending",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {
+                ":revoked": s(REVOKED),
+                ":pending": s(PENDING),
+                ":at": s(now_iso()),
+            },
+        }
+    }
+
+
+def create_invite(
+    db: Database,
+    workspace_id: str,
+    *,
+    email: str,
+    role: str,
+    invited_by: str,
+    lifetime_seconds: int,
+    now: float | None = None,
+) -> tuple[Invite, str, int]:
+    """A new invite and its raw token (shown or mailed once, never stored), and how many
+    earlier pending invites to the same address it replaced (they are revoked with it)."""
+    if role not in INVITABLE_ROLES:
+        raise ValueError(f"cannot invite as {role!r}")
+    moment = _now(now)
+    email = normalise_email(email)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    token_hash = hash_token(token)
+    invite_id = new_id()
+    expires_at = int(moment + lifetime_seconds)
+    invite_row = {
+        **keys.invite(workspace_id, invite_id),
+        "email": s(email),
+        "role": s(role),
+        "tokenHash": s(token_hash),
+        "invitedBy": s(invited_by),
+        "createdAt": s(now_iso()),
+        keys.TTL_ATTRIBUTE: n(expires_at),
+        "state": s(PENDING),
+    }
+    pointer_row = {
+        **keys.invite_token(token_hash),
+        "workspaceId": s(workspace_id),
+        "inviteId": s(invite_id),
+        keys.TTL_ATTRIBUTE: n(expires_at),
+    }
+    replaced = [i for i in pending_invites(db, workspace_id, moment) if i.email == email]
+    actions: list[dict[str, Any]] = [
+        {
+            "Put": {
+                "TableName": db.table,
+                "Item": row,
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+        for row in (invite_row, pointer_row)
+    ]
+    actions.extend(_revoke_action(db, workspace_id, old.invite_id) for old in replaced)
+    db.client.transact_write_items(TransactItems=actions)
+    return invite_from_row(invite_row), token, len(replaced)
+
+
+def revoke(db: Database, workspace_id: str, invite_id: str) -> bool:
+    """Revoke a pending invite; False when it was not pending (used, revoked, unknown)."""
+    try:
+        db.client.update_item(**_revoke_action(db, workspace_id, invite_id)["Update"])
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def get_invite(db: Database, workspace_id: str, invite_id: str) -> Invite | None:
+    row = db.get(keys.invite(workspace_id, invite_id), consistent=True)
+    return invite_from_row(row) if row else None
+
+
+def find(db: Database, token: str, now: float | None = None) -> Found:
+    """The usable invite a link's token stands for, or InviteUnusable (whatever the reason)."""
+    if not token or len(token) > 200:
+        raise InviteUnusable
+    token_hash = hash_token(token)
+    pointer = db.get(keys.invite_token(token_hash), consistent=True)
+    workspace_id = text(pointer, "workspaceId")
+    invite_id = text(pointer, "inviteId")
+    if not workspace_id or not invite_id:
+        raise InviteUnusable
+    invite_row, workspace_row = get_many(
+        db, [keys.invite(workspace_id, invite_id), keys.workspace(workspace_id)]
+    )
+    if invite_row is None or workspace_row is None:
+        raise InviteUnusable
+    invite = invite_from_row(invite_row)
+    if not hmac.compare_digest(invite.token_hash, token_hash) or not invite.usable(_now(now)):
+        raise InviteUnusable
+    inviter = db.get(keys.user(invite.invited_by)) if invite.invited_by else None
+    return Found(invite, workspace_from_row(workspace_row), text(inviter, "name"))
+
+
+def accept(
+    db: Database, token: str, *, user_id: str, email: str, now: float | None = None
+) -> Found:
+    """Make the signed-in person a member with the invite's role, exactly once."""
+    found = find(db, token, now)
+    invite = found.invite
+    if not hmac.compare_digest(invite.email, normalise_email(email)):
+        raise WrongAccount
+    moment = _now(now)
+    joined = now_iso()
+    actions = [
+        {
+            "Update": {
+                "TableName": db.table,
+                "Key": keys.invite(invite.workspace_id, invite.invite_id),
+                "UpdateExpression": "SET #state = :accepted, acceptedBy = :user, acceptedAt = :at",
+                # Still pending, not expired, and for this address: checked by the write.
+                "ConditionExpression": "#state = :pending AND #expires > :now AND email = :email",
+                "ExpressionAttributeNames": {"#state": "state", "#expires": keys.TTL_ATTRIBUTE},
+                "ExpressionAttributeValues": {
+                    ":accepted": s(ACCEPTED),
+                    ":pending": s(PENDING),
+                    ":user": s(user_id),
+                    ":at": s(joined),
+                    ":now": n(int(moment)),
+                    ":email": s(invite.email),
+                },
+            }
+        },
+        {
+            "Put": {
+                "TableName": db.table,
+                "Item": member_row(
+                    invite.workspace_id,
+                    user_id,
+                    role=invite.role,
+                    email=invite.email,
+                    workspace_name=found.workspace.name,
+                    joined_at=joined,
+                    inviteId=s(invite.invite_id),
+                    invitedBy=s(invite.invited_by),
+                ),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        },
+    ]
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            db.client.transact_write_items(TransactItems=actions)
+            return found
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if db.get(keys.member(invite.workspace_id, user_id), consistent=True):
+                raise AlreadyMember(invite.workspace_id) from exc
+            if "ConditionalCheckFailed" in reasons or attempt == _CONFLICT_RETRIES - 1:
+                raise InviteUnusable from exc
+            # TransactionConflict: another request touched the invite at the same moment.
+            time.sleep(0.05 * (attempt + 1))
+    raise InviteUnusable  # pragma: no cover - the loop always returns or raises
