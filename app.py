@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from config import ConfigError, load_config
 from store import db as store_db
 
 log = logging.getLogger(__name__)
+APP_LOAD_ERROR = 4
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -29,7 +31,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     try:
         app.config.update(load_config())
     except ConfigError as exc:
-        raise SystemExit(f"teamapp: {exc}") from None
+        # Exit status 4 is gunicorn's "app failed to load": the arbiter halts instead of
+        # booting new workers forever; flask's CLI just exits non-zero.
+        print(f"teamapp: {exc}", file=sys.stderr)  # noqa: T201 - the one line an operator reads
+        raise SystemExit(APP_LOAD_ERROR) from None
     app.config.update(overrides)
 
     if not app.config["SECRET_KEY"]:
@@ -50,8 +55,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def register_blueprints(app: Flask) -> None:
     from blueprints.auth.routes import bp as auth_bp
     from blueprints.main.routes import bp as main_bp
+    from blueprints.migration import runner as migration_runner
+    from blueprints.migration.routes import bp as migration_bp
     from blueprints.workspaces.routes import bp as workspaces_bp
 
+    migration_runner.init_app(app)
+    app.register_blueprint(migration_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(workspaces_bp)

@@ -7,6 +7,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 import passwords
+from blueprints.migration.commands import migration_cli
 from store import legacy, schema
 from store.db import get_db
 
@@ -49,3 +50,4 @@ def legacy_seed(items: int, settings: int, members: int, if_empty: bool, seed: i
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(legacy_cli)
+    app.cli.add_command(migration_cli)

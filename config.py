@@ -68,9 +68,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DYNAMODB_CONNECT_TIMEOUT": 2.0,
         "DYNAMODB_READ_TIMEOUT": 5.0,
         # Migration lease and budget (see store/migration.py for why these numbers).
-        "MIGRATION_LEASE_SECONDS": 30.0,
-        "MIGRATION_BUDGET_SECONDS": 8.0,
-        "MIGRATION_WRITERS": 4,
+        "MIGRATION_LEASE_SECONDS": float(env.get("MIGRATION_LEASE_SECONDS") or 30),
+        "MIGRATION_BUDGET_SECONDS": float(env.get("MIGRATION_BUDGET_SECONDS") or 8),
+        "MIGRATION_WRITERS": int(env.get("MIGRATION_WRITERS") or 4),
         # Sessions.
         "JWT_TOKEN_LOCATION": ["cookies"],
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=15),
@@ -85,5 +85,6 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "JWT_ALGORITHM": "HS256",
         "JWT_DECODE_ALGORITHMS": ["HS256"],
         "SESSION_COOKIE_SECURE": not development,
+        "SESSION_COOKIE_SAMESITE": "Lax",
         "PREFERRED_URL_SCHEME": "http" if development else "https",
     }

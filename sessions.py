@@ -162,8 +162,9 @@ def sign_out(response: Response) -> None:
     if claims:
         max_age = current_app.config["JWT_SESSION_MAX_AGE"].total_seconds()
         accounts.revoke_session(get_db(), claims["sid"], int(claims["auth_time"] + max_age) + 60)
+    # No Clear-Site-Data: it would also drop the cookie carrying the "signed out" message,
+    # and expiring the two auth cookies is all that is needed.
     unset_jwt_cookies(response)
-    response.headers["Clear-Site-Data"] = '"cookies"'
     g.signed_out = True
 
 

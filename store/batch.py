@@ -31,6 +31,11 @@ RETRYABLE_ERRORS = frozenset(
 )
 
 
+def _sleep(seconds: float) -> None:
+    """Backoff's pause; a seam so tests can record the delays instead of waiting."""
+    time.sleep(seconds)
+
+
 class BudgetExceeded(Exception):
     """DynamoDB kept refusing work until the time or attempt budget ran out."""
 
@@ -42,7 +47,7 @@ class Backoff:
 
     base: float = 0.05
     cap: float = 2.0
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] = field(default=lambda seconds: _sleep(seconds))
     rng: random.Random = field(default_factory=random.Random)
     attempt: int = 0
 

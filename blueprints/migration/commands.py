@@ -1,0 +1,118 @@
+"""``flask --app app migration status | verify | cleanup``: the operator's view of the move.
+
+Exit codes scripts can use: 0 all good, 1 differences found or rows kept, 2 refused (for
+example: nothing has been migrated yet).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import click
+from flask.cli import AppGroup
+
+from store import migration, migration_check
+from store.db import get_db
+
+migration_cli = AppGroup("migration", help="Inspect, verify and clean up the v1 → v2 move.")
+SHOWN_PER_VERDICT = 50
+
+
+def _workspace_and_time() -> tuple[str | None, str | None, bool]:
+    db = get_db()
+    flag = migration.read_flag(db)
+    if flag is not None:
+        return flag.workspace_id, flag.migrated_at, True
+    claim = migration.read_claim(db)
+    return (claim.workspace_id if claim else None), None, False
+
+
+@migration_cli.command("status")
+def status() -> None:
+    """Show the flag, the claim, and the v1 and v2 counts."""
+    db = get_db()
+    flag = migration.read_flag(db)
+    claim = migration.read_claim(db)
+    if flag is None:
+        click.echo("flag: not written (the migration has not finished)")
+    else:
+        click.echo(
+            f"flag: written {flag.migrated_at} by user {flag.migrated_by}, took "
+            f"{flag.duration_ms} ms; items={flag.items} settings={flag.settings} "
+            f"members={flag.members}"
+        )
+    if claim is None:
+        click.echo("claim: none")
+    else:
+        total = claim.items_total if claim.items_total is not None else "?"
+        click.echo(
+            f"claim: {claim.state}, phase {claim.phase}, attempt {claim.attempt}, workspace "
+            f"{claim.workspace_id}, items {claim.items_copied}/{total}"
+            + (f", last error: {claim.last_error}" if claim.last_error else "")
+        )
+    v1 = migration.count_v1(db)
+    click.echo(f"v1 rows: items={v1['items']} settings={v1['settings']} members={v1['members']}")
+    workspace_id = (flag and flag.workspace_id) or (claim and claim.workspace_id)
+    if workspace_id:
+        v2 = migration_check.v2_counts(db, workspace_id)
+        click.echo(
+            f"v2 rows in {workspace_id}: items={v2['items']} settings={v2['settings']} "
+            f"members={v2['members']}"
+        )
+
+
+@migration_cli.command("verify")
+def verify() -> None:
+    """Compare every v1 row with its v2 copy; list what is missing or different."""
+    workspace_id, migrated_at, flagged = _workspace_and_time()
+    if workspace_id is None:
+        click.echo("nothing to verify: no migration has started", err=True)
+        sys.exit(2)
+    verdicts: Counter[str] = Counter()
+    for row in migration_check.compare(get_db(), workspace_id, migrated_at):
+        verdicts[row.verdict] += 1
+        if row.verdict != migration_check.IDENTICAL and verdicts[row.verdict] <= SHOWN_PER_VERDICT:
+            click.echo(f"{row.verdict}: {row.kind} {row.v1_key[0]} / {row.v1_key[1]}")
+    click.echo(
+        "summary: " + ", ".join(f"{verdicts[v]} {v}" for v in sorted(verdicts)) or "no v1 rows"
+    )
+    if not flagged:
+        click.echo("note: the flag is not written yet; the migration is still in progress")
+    problems = sum(c for v, c in verdicts.items() if v != migration_check.IDENTICAL)
+    sys.exit(1 if problems or not flagged else 0)
+
+
+@migration_cli.command("cleanup")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+def cleanup(dry_run: bool) -> None:
+    """Delete v1 rows whose v2 copy is verified identical; refuses before the flag."""
+    db = get_db()
+    flag = migration.read_flag(db)
+    if flag is None:
+        click.echo("refusing: the migration flag is not written yet", err=True)
+        sys.exit(2)
+    if flag.workspace_id is None:
+        click.echo("nothing to clean up: there was no v1 data")
+        return
+    outcomes: Counter[str] = Counter()
+    for row in migration_check.compare(db, flag.workspace_id, flag.migrated_at):
+        label = f"{row.kind} {row.v1_key[0]} / {row.v1_key[1]}"
+        if row.verdict != migration_check.IDENTICAL:
+            outcomes[f"kept: {row.verdict}"] += 1
+            click.echo(f"keep   {label} ({row.verdict})")
+            continue
+        if dry_run:
+            outcomes["would delete"] += 1
+            click.echo(f"delete {label}")
+            continue
+        outcome = migration_check.delete_if_unchanged(db, row.v1)
+        outcomes[outcome] += 1
+        if outcome != "deleted":
+            click.echo(f"{outcome}: {label}")
+    click.echo(
+        "summary: " + (", ".join(f"{c} {o}" for o, c in sorted(outcomes.items())) or "no v1 rows")
+    )
+    if dry_run:
+        click.echo("dry run: nothing was deleted")
+    sys.exit(1 if any(o.startswith("kept") for o in outcomes) else 0)

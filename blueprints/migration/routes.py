@@ -1,0 +1,125 @@
+"""The migration gate, the "preparing your workspace" page and the owners' audit page."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+import sessions
+from security import safe_next
+from store import accounts, keys, migration
+from store.db import get_db, text
+
+from . import runner
+
+bp = Blueprint("migration", __name__)
+REFRESH_SECONDS = 2
+
+
+@bp.before_app_request
+def gate():
+    """Before any signed-in page: until the flag exists, send people to the preparing page."""
+    if runner.state().flag_seen or request.blueprint == bp.name:
+        return None
+    view = current_app.view_functions.get(request.endpoint or "")
+    if not getattr(view, "login_required", False):
+        return None
+    user = sessions.current_user()
+    if user is None or runner.flag_seen():
+        return None
+    db = get_db()
+    if migration.read_claim(db) is None and not migration.has_v1_data(db):
+        # A fresh install: nothing to copy, so nobody ever sees the preparing page.
+        migration.finish_without_data(db, user.user_id)
+        runner.state().flag_seen = True
+        return None
+    runner.kick(user.user_id)
+    target = request.full_path if request.query_string else request.path
+    if request.method != "GET":
+        target = "/"
+    return redirect(url_for("migration.preparing", next=safe_next(target)), 303)
+
+
+def _progress(claim: migration.Claim | None) -> dict[str, object]:
+    if claim is None:
+        return {"phase": "starting", "items": 0, "itemsTotal": None, "retrying": False}
+    return {
+        "phase": claim.phase,
+        "items": claim.items_copied,
+        "itemsTotal": claim.items_total,
+        "settings": claim.settings_copied,
+        "members": claim.members_copied,
+        "retrying": claim.state == migration.STATE_WAITING or bool(claim.last_error),
+        "message": claim.last_error,
+    }
+
+
+@bp.get("/preparing")
+@sessions.login_required
+def preparing():
+    target = safe_next(request.args.get("next"))
+    if runner.flag_seen():
+        return redirect(target)
+    user = sessions.current_user()
+    assert user is not None  # noqa: S101 - login_required
+    runner.kick(user.user_id)
+    progress = _progress(migration.read_claim(get_db()))
+    status = 503 if progress["retrying"] else 200
+    response = current_app.make_response(
+        (
+            render_template(
+                "migration/preparing.html",
+                progress=progress,
+                next=target,
+                refresh=REFRESH_SECONDS,
+            ),
+            status,
+        )
+    )
+    if progress["retrying"]:
+        response.headers["Retry-After"] = str(REFRESH_SECONDS)
+    return response
+
+
+@bp.get("/preparing/progress")
+@sessions.login_required
+def progress():
+    target = safe_next(request.args.get("next"))
+    if runner.flag_seen():
+        return jsonify(done=True, next=target)
+    user = sessions.current_user()
+    assert user is not None  # noqa: S101 - login_required
+    runner.kick(user.user_id)
+    return jsonify(done=False, next=target, **_progress(migration.read_claim(get_db())))
+
+
+@bp.get("/migration")
+@sessions.login_required
+def audit():
+    """Who migrated, when, how long it took and what was copied: for the workspace's owners."""
+    user = sessions.current_user()
+    assert user is not None  # noqa: S101 - login_required
+    db = get_db()
+    flag = migration.read_flag(db)
+    if flag is None or flag.workspace_id is None:
+        abort(404)
+    membership = db.get(keys.member(flag.workspace_id, user.user_id), consistent=True)
+    if text(membership, "role") != "owner":
+        abort(
+            403, description="Only owners of the migrated workspace can see the migration record."
+        )
+    by = accounts.get_account(db, flag.migrated_by)
+    return render_template(
+        "migration/audit.html",
+        flag=flag,
+        migrated_by=by,
+        workspace=db.get(keys.workspace(flag.workspace_id)),
+    )
