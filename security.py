@@ -93,7 +93,9 @@ def set_headers(response: Response) -> Response:
         headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     if current_app.config["APP_ENV"] != "development":
         headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-    if getattr(g, "no_store", False):
+    # Anything shown to a signed-in person (their name is in every page's header), and any
+    # response that starts or ends a session, must not be kept by a browser or a proxy.
+    if g.get("no_store") or g.get("claims") or g.get("signed_in") or g.get("signed_out"):
         headers["Cache-Control"] = "no-store"
     nonce = getattr(g, "new_preauth_nonce", None)
     if nonce:
