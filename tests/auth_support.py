@@ -159,14 +159,22 @@ def auth_cookies_set(response: TestResponse) -> list[str]:
     return [c.name for c in set_cookies(response).values() if c.name in AUTH_COOKIES and c.value]
 
 
-def form_csrf(page: str, action: str) -> str:
-    """The CSRF field of the form posting to ``action`` (a page can hold several forms)."""
+def form_csrf_values(page: str, action: str) -> list[str]:
+    """The CSRF fields of every form posting to ``action``, in page order."""
+    found = []
     for form in re.findall(r"<form\b.*?</form>", page, flags=re.S):
         target = re.search(r'action="([^"]*)"', form)
         field = re.search(r'name="csrf_token" value="([^"]*)"', form)
         if target and field and unescape(target.group(1)).split("?")[0] == action:
-            return unescape(field.group(1))
-    raise AssertionError(f"no form posting to {action} with a CSRF field")
+            found.append(unescape(field.group(1)))
+    return found
+
+
+def form_csrf(page: str, action: str) -> str:
+    """The CSRF field of the (first) form posting to ``action``; a page can hold several."""
+    found = form_csrf_values(page, action)
+    assert found, f"no form posting to {action} with a CSRF field"
+    return found[0]
 
 
 def mask(body: str, *extra: str) -> str:
@@ -175,6 +183,33 @@ def mask(body: str, *extra: str) -> str:
     for value in extra:
         body = body.replace(value, "*")
     return body
+
+
+# --- response headers (S34) -------------------------------------------------------------------
+
+
+def csp_directives(policy: str) -> dict[str, list[str]]:
+    found = {}
+    for part in policy.split(";"):
+        name, *values = part.split()
+        found[name] = values
+    return found
+
+
+def assert_html_security_headers(response: Any, *, production: bool) -> None:
+    """S34: what every HTML response carries (used by the route sweep too)."""
+    headers = response.headers
+    policy = csp_directives(headers["Content-Security-Policy"])
+    assert "'unsafe-inline'" not in policy.get("script-src", policy.get("default-src", []))
+    assert "frame-ancestors" in policy
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] in ("strict-origin-when-cross-origin", "no-referrer")
+    assert "X-XSS-Protection" not in headers
+    if production:
+        assert "max-age=63072000" in headers["Strict-Transport-Security"]
+        assert "includeSubDomains" in headers["Strict-Transport-Security"]
+    else:
+        assert "Strict-Transport-Security" not in headers
 
 
 # --- DynamoDB calls ----------------------------------------------------------------------------
