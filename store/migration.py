@@ -608,14 +608,22 @@ class Migration:
             if self.on_page:
                 self.on_page(segment)
 
-    def _count_items(self) -> None:
+    def _estimate_items(self, members: int, settings: int) -> None:
+        """A total for the progress bar only: an exact count would be a second full Scan
+        competing with the copy, so take DynamoDB's table-wide item count instead.
+
+        At migration time the table is v1 rows plus accounts (two rows each), which this
+        subtracts; the service refreshes the number every few hours, so it is a guess, and
+        the page shows plain counts whenever the copy overtakes it."""
         try:
-            total = count_v1(self.db, segments=self.run.claim.total_segments)["items"]
-        except (ClientError, BudgetExceeded) as exc:
-            log.info("could not count v1 items for the progress bar: %s", exc)
+            table = self.db.client.describe_table(TableName=self.db.table)["Table"]
+        except ClientError as exc:
+            log.info("no item count for the progress bar: %s", error_code(exc))
             return
-        with self.progress.lock:
-            self.progress.items_total = total
+        estimate = int(table.get("ItemCount", 0)) - settings - 3 * members - 2
+        if estimate > 0:
+            with self.progress.lock:
+                self.progress.items_total = estimate
 
     def _workspace_row(self, members: list[RawItem], settings: list[RawItem]) -> RawItem:
         name = DEFAULT_WORKSPACE_NAME
@@ -639,11 +647,6 @@ class Migration:
         beater.daemon = True
         beater.start()
         try:
-            counter = threading.Thread(target=self._count_items, name="migration-count")
-            counter.daemon = True
-            if self.progress.items_total is None:
-                counter.start()
-
             self.progress.phase = "members and settings"
             members = v1_partition(self.db, keys.V1_MEMBERS_PK)
             settings = v1_partition(self.db, keys.V1_SETTINGS_PK)
@@ -655,6 +658,8 @@ class Migration:
             self._copy_verified([(r, member_copy(self.workspace_id, name, r)) for r in members])
             with self.progress.lock:
                 self.progress.settings, self.progress.members = len(settings), len(members)
+            if self.progress.items_total is None:
+                self._estimate_items(len(members), len(settings))
 
             self.progress.phase = "items"
             segments = self.run.claim.total_segments

@@ -54,7 +54,10 @@ def _progress(claim: migration.Claim | None) -> dict[str, object]:
     return {
         "phase": claim.phase,
         "items": claim.items_copied,
-        "itemsTotal": claim.items_total,
+        # An estimate: show it only while the copy has not overtaken it.
+        "itemsTotal": claim.items_total
+        if claim.items_total and claim.items_total >= claim.items_copied
+        else None,
         "settings": claim.settings_copied,
         "members": claim.members_copied,
         "retrying": claim.state == migration.STATE_WAITING or bool(claim.last_error),

@@ -1,0 +1,241 @@
+"""``make bench``: the migration and the items page, timed on DynamoDB Local.
+
+Prints one table per question; every figure is a median over repeats made in this one run,
+so ratios compare like with like on whatever else the machine is doing at the time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import threading
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from werkzeug.security import generate_password_hash
+
+import embedded_db
+from store import batch, keys, legacy, migration, schema
+from store.db import Database, build_client
+
+PASSWORD = "a long enough bench password"
+WRITERS = 4
+
+
+def fresh_database(client: Any) -> Database:
+    name = f"bench-{uuid.uuid4().hex[:10]}"
+    schema.ensure_table(client, name, poll=0.05)
+    return Database(client=client, table=name)
+
+
+def seed(database: Database, items: int) -> list[legacy.SeededAccount]:
+    password_hash = generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")
+    rows, accounts = legacy.build_dataset(items, 5, 4, password_hash, seed=items)
+    deadline = time.monotonic() + 3600
+    chunks = list(batch.chunk_requests({"PutRequest": {"Item": row}} for row in rows))
+    with ThreadPoolExecutor(WRITERS) as pool:
+        list(pool.map(lambda c: batch.write_chunk(database, c, deadline=deadline), chunks))
+    return accounts
+
+
+def floor_copy(database: Database) -> None:
+    """The least any copy must do: a parallel Scan and parallel BatchWriteItem, no checks."""
+    target = "FLOOR#" + uuid.uuid4().hex
+    deadline = time.monotonic() + 3600
+
+    def segment(number: int) -> None:
+        for rows, _ in migration.scan_v1_items(
+            database, segment=number, total_segments=WRITERS, page_limit=migration.SCAN_PAGE_LIMIT
+        ):
+            copies = [{**row, keys.PK: {"S": target}, keys.SK: row[keys.PK]} for row in rows]
+            for chunk in batch.chunk_requests({"PutRequest": {"Item": c}} for c in copies):
+                batch.write_chunk(database, chunk, deadline=deadline)
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        list(pool.map(segment, range(WRITERS)))
+
+
+def make_app(client: Any, table: str) -> Any:
+    from app import create_app
+
+    return create_app(
+        {
+            "TESTING": True,
+            "APP_ENV": "development",
+            "SECRET_KEY": "bench-" + "k" * 40,
+            "DYNAMODB_CLIENT": client,
+            "DYNAMODB_TABLE": table,
+            "DYNAMODB_EMBEDDED": False,
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        }
+    )
+
+
+def signed_in_client(app: Any, email: str) -> Any:
+    import re
+
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post(
+        "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 303, "bench sign-in failed"
+    return client
+
+
+def migrate_via_first_request(client: Any, database: Database) -> float:
+    """Seconds from the first signed-in page request until the flag is written."""
+    from blueprints.migration import runner
+
+    app = make_app(client, database.table)
+    owner = legacy.PEOPLE[0].split()[0].lower() + "@example.com"
+    browser = signed_in_client(app, owner)
+    started = time.perf_counter()
+    response = browser.get("/")
+    thread = runner.state(app).thread
+    if thread is not None:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    assert response.status_code in (302, 303), response.status_code
+    assert migration.read_flag(database) is not None, "the migration did not finish"
+    return elapsed
+
+
+def timed(function: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def migration_table(client: Any, sizes: list[int], repeats: dict[int, int]) -> None:
+    print("\n## Migration: first signed-in request → flag, vs the floor (DynamoDB Local)\n")
+    print("| v1 items | runs | migration median | floor median | ratio |")
+    print("|---:|---:|---:|---:|---:|")
+    for size in sizes:
+        migrations, floors = [], []
+        for _ in range(repeats[size]):
+            database = fresh_database(client)
+            seed(database, size)
+            floors.append(timed(lambda d=database: floor_copy(d)))
+            migrations.append(migrate_via_first_request(client, database))
+            client.delete_table(TableName=database.table)
+        m, f = statistics.median(migrations), statistics.median(floors)
+        print(
+            f"| {size:,} | {repeats[size]} | {m * 1000:,.0f} ms | {f * 1000:,.0f} ms "
+            f"| {m / f:.2f}x |"
+        )
+
+
+def memory_table(client: Any, sizes: list[int]) -> None:
+    print("\n## Migration: peak Python memory (tracemalloc) during the copy\n")
+    print("| v1 items | peak memory | migration time |")
+    print("|---:|---:|---:|")
+    for size in sizes:
+        database = fresh_database(client)
+        seed(database, size)
+        run = migration.try_acquire(
+            database, "bench", migration.ClaimObserver(), lease=30, segments=WRITERS
+        )
+        tracemalloc.start()
+        started = time.perf_counter()
+        flag = migration.run_migration(
+            database, run, migration.Settings(writers=WRITERS, segments=WRITERS)
+        )
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert flag is not None and flag.items == size
+        print(f"| {size:,} | {peak / 1024 / 1024:.1f} MiB | {elapsed:.1f} s |")
+        client.delete_table(TableName=database.table)
+
+
+class CallCounter:
+    def __init__(self, client: Any) -> None:
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+        client.meta.events.register("before-call.dynamodb", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        with self.lock:
+            self.calls.append(model.name)
+
+    def take(self) -> list[str]:
+        with self.lock:
+            taken, self.calls = self.calls, []
+        return taken
+
+
+def pages_table(client: Any, sizes: list[int], requests: int) -> None:
+    print("\n## Signed-in pages after the migration\n")
+    print("| v1 items | page | DynamoDB calls per request | median page time |")
+    print("|---:|---|---:|---:|")
+    medians: dict[tuple[int, str], float] = {}
+    for size in sizes:
+        database = fresh_database(client)
+        seed(database, size)
+        app = make_app(client, database.table)
+        owner = legacy.PEOPLE[0].split()[0].lower() + "@example.com"
+        browser = signed_in_client(app, owner)
+        browser.get("/")
+        from blueprints.migration import runner
+
+        thread = runner.state(app).thread
+        if thread is not None:
+            thread.join()
+        flag = migration.read_flag(database)
+        counter = CallCounter(client)
+        for label, path in (("/", "/"), ("items", f"/w/{flag.workspace_id}/items")):
+            browser.get(path)  # warm: the process reads the flag once
+            counter.take()
+            times = []
+            for _ in range(requests):
+                times.append(timed(lambda p=path, b=browser: b.get(p)))
+            calls = len(counter.take()) / requests
+            medians[(size, label)] = statistics.median(times)
+            print(f"| {size:,} | {label} | {calls:.1f} | {medians[(size, label)] * 1000:.1f} ms |")
+        client.meta.events.unregister("before-call.dynamodb", counter._count)
+        client.delete_table(TableName=database.table)
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+        ratio = medians[(large, "items")] / medians[(small, "items")]
+        print(f"\nitems page at {large:,} items vs {small:,} items: {ratio:.2f}x")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    args = parser.parse_args(argv)
+    # The factory reads the environment first; the bench is a development run.
+    os.environ["APP_ENV"] = "development"
+    os.environ.setdefault("SECRET_KEY", "bench-" + "k" * 40)
+    server = embedded_db.start_dynamodb_local(None)
+    try:
+        client = build_client(
+            endpoint=server.endpoint,
+            region="us-east-1",
+            max_attempts=3,
+            local_credentials=True,
+            pool_size=32,
+        )
+        print(f"DynamoDB Local at {server.endpoint} (in memory); {WRITERS} parallel writers")
+        if args.quick:
+            migration_table(client, [100, 1000], {100: 3, 1000: 1})
+            pages_table(client, [100, 1000], requests=20)
+            memory_table(client, [1000])
+        else:
+            migration_table(client, [100, 1000, 10_000], {100: 7, 1000: 5, 10_000: 3})
+            pages_table(client, [100, 10_000], requests=50)
+            memory_table(client, [10_000, 100_000])
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
