@@ -50,6 +50,7 @@ def test_first_sign_in_shows_the_preparing_page_then_returns_to_the_page_asked_f
         assert re.search(r'<meta http-equiv="refresh" content="\d+">', html)
         assert "preparing.js" in html
         assert "<progress" in html
+        assert "items copied" in html and "built-in method" not in html
     done = finish(web, "/?view%3Dmine")
     assert done["next"] == "/?view=mine"
     assert web.get("/preparing?next=/?view%3Dmine").headers["Location"] == "/?view=mine"
@@ -214,3 +215,24 @@ def test_the_audit_page_shows_who_when_and_counts_to_owners_only(web, other_web,
     assert owner.name in html and "Items copied" in html and ">12<" in html
     other_web.login(member.email)
     assert other_web.get("/migration").status_code == 403
+
+
+def test_while_another_server_holds_the_claim_the_page_shows_its_progress(web, database, seed):
+    accounts = seed(items=30)
+    run = migration.try_acquire(
+        database, "elsewhere", migration.ClaimObserver(), lease=30, segments=1
+    )
+    holder = migration.Migration(database, run, migration.Settings(lease=30, segments=1))
+    holder.progress.page_done(0, 12, {"PK": {"S": "ITEM#x"}, "SK": {"S": "ITEM"}})
+    assert holder.heartbeat()
+    web.login(accounts[0].email)
+
+    page = web.get("/preparing?next=/")
+
+    assert page.status_code == 200
+    html = web.text(page)
+    assert "12 items copied so far." in html
+    assert "built-in method" not in html
+    progress = web.get("/preparing/progress?next=/").json
+    assert progress["done"] is False and progress["items"] == 12
+    assert migration.read_claim(database).owner == run.run_id  # nobody took over a live claim
