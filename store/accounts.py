@@ -13,6 +13,8 @@ from . import keys
 from .batch import get_many
 from .db import Database, RawItem, error_code, n, number, s, text
 
+_CONFLICT_RETRIES = 3
+
 
 class EmailTaken(Exception):
     """Another account already uses this e-mail address."""
@@ -54,31 +56,37 @@ def create_account(db: Database, email: str, name: str, password_hash: str) -> A
         "passwordHash": s(password_hash),
         "createdAt": s(now_iso()),
     }
-    try:
-        db.client.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": db.table,
-                        "Item": {**keys.email(email), "userId": s(user_id)},
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": db.table,
-                        "Item": profile,
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                },
-            ]
-        )
-    except ClientError as exc:
-        if error_code(exc) == "TransactionCanceledException":
-            reasons = exc.response.get("CancellationReasons", [])
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+    actions = [
+        {
+            "Put": {
+                "TableName": db.table,
+                "Item": {**keys.email(email), "userId": s(user_id)},
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        },
+        {
+            "Put": {
+                "TableName": db.table,
+                "Item": profile,
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        },
+    ]
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            db.client.transact_write_items(TransactItems=actions)
+            break
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise EmailTaken(email) from exc
-        raise
+            # DynamoDB cancels a transaction that races another on the same item
+            # (TransactionConflict); the retry then finds the winner's row, or wins itself.
+            if "TransactionConflict" not in reasons or attempt == _CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
     return _account(user_id, profile)
 
 
