@@ -221,13 +221,13 @@ def dynamodb_calls(client: Any) -> Iterator[list[tuple[str, dict[str, Any]]]]:
     calls: list[tuple[str, dict[str, Any]]] = []
 
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-        calls.append((model.name, params))
+        calls.append((model.name, dict(params)))  # the API parameters, as the code passed them
 
-    client.meta.events.register("before-call.dynamodb", record)
+    client.meta.events.register("provide-client-params.dynamodb", record)
     try:
         yield calls
     finally:
-        client.meta.events.unregister("before-call.dynamodb", record)
+        client.meta.events.unregister("provide-client-params.dynamodb", record)
 
 
 @contextlib.contextmanager
