@@ -17,6 +17,14 @@ How it stays exactly-once and resumable (PRODUCT.md promises 1-4, 7):
 
 The holder stops copying as soon as it cannot show a heartbeat confirmed within half a lease,
 so a holder that was paused (or cut off) does not keep writing after a takeover.
+
+The claim deliberately has no TTL: it fixes the workspace id, and a claim that vanished after
+a crash would let the next run start a second workspace. Whether it has lapsed is judged only
+by its version standing still, never by a stored expiry time.
+
+Defaults: a 30 s lease rides out garbage-collection pauses and slow networks without a
+takeover, and a crashed holder costs people at most that long on the preparing page; an 8 s
+budget per batch lets the SDK's and our own retries work before the page says "retrying".
 """
 
 from __future__ import annotations

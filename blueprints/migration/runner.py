@@ -10,6 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from botocore.exceptions import BotoCoreError, ClientError
 from flask import Flask, current_app
 
 from store import migration
@@ -61,9 +62,14 @@ def kick(user_id: str) -> None:
             return
         settings = settings_from(app)
         db = get_db()
-        run = migration.try_acquire(
-            db, user_id, process.observer, lease=settings.lease, segments=settings.segments
-        )
+        try:
+            run = migration.try_acquire(
+                db, user_id, process.observer, lease=settings.lease, segments=settings.segments
+            )
+        except (ClientError, BotoCoreError) as exc:
+            # DynamoDB is struggling: the page still shows progress, the next poll tries again.
+            log.warning("could not claim the migration: %s", exc)
+            return
         if run is None:
             return
         process.thread = threading.Thread(
