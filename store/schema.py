@@ -39,6 +39,18 @@ def _attribute_definitions(names: set[str]) -> list[dict[str, str]]:
     return [{"AttributeName": a, "AttributeType": _ATTRIBUTES[a]} for a in sorted(names)]
 
 
+def _provisioned_capacity(description: dict[str, Any]) -> dict[str, int] | None:
+    """The table's capacity if it is provisioned (a v1 table may be): a new index on such a
+    table needs capacity of its own, and on an on-demand table must not name any."""
+    if description.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST":
+        return None
+    throughput = description.get("ProvisionedThroughput", {})
+    read, write = throughput.get("ReadCapacityUnits", 0), throughput.get("WriteCapacityUnits", 0)
+    if not read or not write:
+        return None
+    return {"ReadCapacityUnits": read, "WriteCapacityUnits": write}
+
+
 def _describe(client: Any, table: str) -> dict[str, Any] | None:
     try:
         return client.describe_table(TableName=table)["Table"]
@@ -100,15 +112,19 @@ def ensure_table(
     description = _wait_until_active(client, table, poll=poll, timeout=timeout, report=report)
 
     existing = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+    capacity = _provisioned_capacity(description)
     for name in _INDEXES:
         if name in existing:
             continue
         # DynamoDB creates one index per UpdateTable call, so add them one at a time.
         needed = {attribute for attribute, _ in _INDEXES[name]}
+        index = _index_definition(name)
+        if capacity:
+            index["ProvisionedThroughput"] = capacity
         client.update_table(
             TableName=table,
             AttributeDefinitions=_attribute_definitions(needed),
-            GlobalSecondaryIndexUpdates=[{"Create": _index_definition(name)}],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
         )
         done.append(f"added index {name}")
         _wait_until_active(client, table, poll=poll, timeout=timeout, report=report)
