@@ -58,6 +58,7 @@ class Invite:
     expires_at: int
     state: str
     token_hash: str
+    accepted_by: str = ""
 
     def usable(self, now: float) -> bool:
         return self.state == PENDING and self.expires_at > now
@@ -91,6 +92,7 @@ def invite_from_row(row: RawItem) -> Invite:
         expires_at=number(row, keys.TTL_ATTRIBUTE),
         state=text(row, "state"),
         token_hash=text(row, "tokenHash"),
+        accepted_by=text(row, "acceptedBy"),
     )
 
 
@@ -196,24 +198,33 @@ def get_invite(db: Database, workspace_id: str, invite_id: str) -> Invite | None
     return invite_from_row(row) if row else None
 
 
-def find(db: Database, token: str, now: float | None = None) -> Found:
-    """The usable invite a link's token stands for, or InviteUnusable (whatever the reason)."""
+def _resolve(db: Database, token: str) -> tuple[Invite, RawItem] | None:
+    """The invite row a token points at (any state) and its workspace row."""
     if not token or len(token) > 200:
-        raise InviteUnusable
+        return None
     token_hash = hash_token(token)
     pointer = db.get(keys.invite_token(token_hash), consistent=True)
     workspace_id = text(pointer, "workspaceId")
     invite_id = text(pointer, "inviteId")
     if not workspace_id or not invite_id:
-        raise InviteUnusable
+        return None
     invite_row, workspace_row = get_many(
         db, [keys.invite(workspace_id, invite_id), keys.workspace(workspace_id)]
     )
     if invite_row is None or workspace_row is None:
-        raise InviteUnusable
+        return None
     invite = invite_from_row(invite_row)
-    if not hmac.compare_digest(invite.token_hash, token_hash) or not invite.usable(_now(now)):
+    if not hmac.compare_digest(invite.token_hash, token_hash):
+        return None
+    return invite, workspace_row
+
+
+def find(db: Database, token: str, now: float | None = None) -> Found:
+    """The usable invite a link's token stands for, or InviteUnusable (whatever the reason)."""
+    resolved = _resolve(db, token)
+    if resolved is None or not resolved[0].usable(_now(now)):
         raise InviteUnusable
+    invite, workspace_row = resolved
     inviter = db.get(keys.user(invite.invited_by)) if invite.invited_by else None
     return Found(invite, workspace_from_row(workspace_row), text(inviter, "name"))
 
@@ -221,8 +232,18 @@ def find(db: Database, token: str, now: float | None = None) -> Found:
 def accept(
     db: Database, token: str, *, user_id: str, email: str, now: float | None = None
 ) -> Found:
-    """Make the signed-in person a member with the invite's role, exactly once."""
-    found = find(db, token, now)
+    """Make the signed-in person a member with the invite's role, exactly once.
+
+    The person who already used this very invite is told they are a member (AlreadyMember);
+    anyone else holding a used link gets the same InviteUnusable as for any bad link.
+    """
+    try:
+        found = find(db, token, now)
+    except InviteUnusable:
+        resolved = _resolve(db, token)
+        if resolved and resolved[0].state == ACCEPTED and resolved[0].accepted_by == user_id:
+            raise AlreadyMember(resolved[0].workspace_id) from None
+        raise
     invite = found.invite
     if not hmac.compare_digest(invite.email, normalise_email(email)):
         raise WrongAccount

@@ -25,7 +25,7 @@ def index():
         return redirect(url_for("workspaces.items", ws_id=last))
     mine = store_workspaces.memberships(db, user.user_id)
     if mine:
-        return redirect(url_for("workspaces.enter", ws_id=mine[0].workspace_id))
+        return redirect(url_for("workspaces.items", ws_id=mine[0].workspace_id))
     return render_template("main/home.html")
 
 

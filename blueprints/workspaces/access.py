@@ -15,9 +15,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import abort, g, redirect, request
+from flask import abort, current_app, g, redirect, request
 
 import sessions
+from errors import render_error
 from store import keys
 from store import settings as store_settings
 from store import workspaces as store_workspaces
@@ -109,3 +110,8 @@ def _refusal(min_role: str) -> str:
 def extra_row(position: int = 0) -> RawItem | None:
     """One of the rows a view asked for with ``rows=``."""
     return g.rows[position]
+
+
+def not_found(message: str) -> None:
+    """A 404 that says what is missing (the generic 404 page shows no message)."""
+    abort(current_app.make_response(render_error(404, message)))

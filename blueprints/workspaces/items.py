@@ -14,10 +14,11 @@ from store.accounts import get_account
 from store.db import get_db
 
 from . import cursor, forms
-from .access import workspace_view
+from .access import not_found, workspace_view
 from .blueprint import bp
 
 MAX_TAG_FILTER = forms.MAX_TAG
+GONE = "This item does not exist; it may have been deleted."
 
 
 def _item_row(ws_id: str, kwargs: dict[str, Any]) -> list[keys.Key]:
@@ -27,7 +28,7 @@ def _item_row(ws_id: str, kwargs: dict[str, Any]) -> list[keys.Key]:
 def _item_or_404() -> store_items.Item:
     row = g.rows[0]
     if row is None:
-        abort(404, description="This item does not exist; it may have been deleted.")
+        not_found(GONE)
     return store_items.item_from_row(row)
 
 
@@ -168,7 +169,7 @@ def item_status(ws_id: str, item_id: str) -> Any:
     try:
         store_items.set_status(get_db(), ws_id, item_id, status)
     except store_items.ItemGone:
-        abort(404, description="This item does not exist; it may have been deleted.")
+        not_found(GONE)
     flash("Marked as done." if status == "done" else "Reopened.", "success")
     back = safe_next(request.form.get("next"), url_for(".items", ws_id=ws_id))
     if not back.startswith(f"/w/{ws_id}/"):
@@ -182,7 +183,7 @@ def delete_item(ws_id: str, item_id: str) -> Any:
     found = _item_or_404()
     if request.method == "POST":
         if not store_items.delete_item(get_db(), ws_id, item_id):
-            abort(404, description="This item does not exist; it may have been deleted.")
+            not_found(GONE)
         flash(f"Deleted “{found.title}”.", "success")
         return redirect(url_for(".items", ws_id=ws_id), 303)
     return render_template("workspaces/item_delete.html", item=found, section="items")

@@ -20,7 +20,7 @@ from store.accounts import find_by_email
 from store.db import get_db
 
 from . import forms
-from .access import workspace_view
+from .access import not_found, workspace_view
 from .blueprint import bp
 
 
@@ -31,7 +31,7 @@ def _target_row(ws_id: str, kwargs: dict[str, Any]) -> list[keys.Key]:
 def _target_or_404() -> store_workspaces.Member:
     row = g.rows[0]
     if row is None:
-        abort(404, description="This person is not a member of the workspace.")
+        not_found("This person is not a member of the workspace.")
     return store_workspaces.member_from_row(row)
 
 
@@ -158,6 +158,9 @@ def new_invite(ws_id: str) -> Any:
     allowed = store_workspaces.invitable_roles(g.member)
     form = forms.Form({"email": "", "role": "member"})
     if request.method == "POST":
+        asked = request.form.get("role", "member")
+        if asked in store_invites.INVITABLE_ROLES and asked not in allowed:
+            abort(403, description="Only owners can invite admins.")
         form = forms.invite_form(request.form, allowed)
         db = get_db()
         if form.valid:
@@ -222,7 +225,7 @@ def _invite_row(ws_id: str, kwargs: dict[str, Any]) -> list[keys.Key]:
 def revoke_invite(ws_id: str, invite_id: str) -> Any:
     row = g.rows[0]
     if row is None:
-        abort(404, description="There is no such invite.")
+        not_found("There is no such invite.")
     invite = store_invites.invite_from_row(row)
     if request.method == "POST":
         if store_invites.revoke(get_db(), ws_id, invite_id):

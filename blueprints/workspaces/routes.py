@@ -53,14 +53,15 @@ def _prefs_row(ws_id: str, kwargs: dict[str, Any]) -> list[keys.Key]:
     return [keys.user_prefs(g.claims["sub"])]
 
 
-@bp.get("/w/<ws_id>/")
+@bp.post("/w/<ws_id>/open")
 @workspace_view("member", rows=_prefs_row)
 def enter(ws_id: str) -> Any:
-    """The way into a workspace (switcher, start page): remember it as the person's last
-    one (a write only when it changed), then show its items."""
+    """Switch to a workspace: remember it as the person's last one (the start page opens
+    it next time; a write only when it changed), then show its items. A POST, because it
+    writes: no GET changes anything."""
     if text(g.rows[0], "lastWorkspaceId") != ws_id:
         accounts.remember_workspace(get_db(), g.member.user_id, ws_id)
-    return redirect(url_for(".items", ws_id=ws_id))
+    return redirect(url_for(".items", ws_id=ws_id), 303)
 
 
 # --- invite links -------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ def accept_invite(token: str) -> Any:
         return _private_page("invites/wrong_account.html", 403, user=user, token=token)
     except store_invites.AlreadyMember as exc:
         flash("You are already a member of this workspace.", "info")
-        return _private(redirect(url_for(".enter", ws_id=exc.workspace_id), 303))
+        return _private(redirect(url_for(".items", ws_id=exc.workspace_id), 303))
     accounts.remember_workspace(db, user.user_id, found.workspace.workspace_id)
     flash(f"Welcome to {found.workspace.name}!", "success")
     return _private(redirect(url_for(".items", ws_id=found.workspace.workspace_id), 303))
