@@ -70,8 +70,12 @@ def build_dataset(
     seeded: list[SeededAccount] = []
     user_ids: list[str] = []
     for position in range(members + 1):
-        name = PEOPLE[position] if position < len(PEOPLE) else f"Person {position + 1}"
-        email = f"{name.split()[0].lower()}@example.com"
+        if position < len(PEOPLE):
+            name = PEOPLE[position]
+            email = f"{name.split()[0].lower()}@example.com"
+        else:  # one address per account (v1 had one account per e-mail too)
+            name = f"Person {position + 1}"
+            email = f"person{position + 1}@example.com"
         user_id = uuid.UUID(int=rng.getrandbits(128)).hex
         is_member = position < members
         role = (ROLES_BY_POSITION[position] if position < 2 else "member") if is_member else None
