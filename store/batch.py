@@ -112,17 +112,19 @@ def write_chunk(
     backoff = backoff or Backoff()
     pending = {db.table: chunk}
     while pending:
+        sent = sum(len(requests) for requests in pending.values())
         try:
             response = db.client.batch_write_item(RequestItems=pending)
         except ClientError as exc:
             if not is_retryable(exc):
                 raise
             response = {"UnprocessedItems": pending}
-        else:
-            backoff.reset()
         pending = response.get("UnprocessedItems") or {}
         if not pending:
             return
+        if sum(len(requests) for requests in pending.values()) < sent:
+            # Some got through: DynamoDB is keeping up again, so start the pauses afresh.
+            backoff.reset()
         if time.monotonic() >= deadline:
             left = sum(len(v) for v in pending.values())
             raise BudgetExceeded(f"{left} writes still unprocessed when the time budget ran out")

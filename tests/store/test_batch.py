@@ -157,11 +157,6 @@ def test_partly_unprocessed_writes_are_retried_until_each_row_is_written_once(cl
     assert len(clock.sleeps) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.batch.write_chunk resets the backoff after every call that returns, even "
-    "when everything came back unprocessed, so the pause never grows past base*2",
-)
 def test_refused_writes_back_off_with_growing_pauses(clock: _Clock):
     table = _FlakyTable(lambda call, pending: list(pending) if call <= 5 else [])
     backoff = Backoff(sleep=clock.sleep, rng=_Ceiling())
