@@ -53,7 +53,8 @@ class Backoff:
 
     def pause(self, deadline: float) -> None:
         self.attempt += 1
-        ceiling = min(self.cap, self.base * 2**self.attempt)
+        # The exponent stops growing once the cap is reached (and before a float overflows).
+        ceiling = min(self.cap, self.base * 2 ** min(self.attempt, 32))
         delay = min(self.rng.uniform(0, ceiling), max(0.0, deadline - time.monotonic()))
         if delay > 0:
             self.sleep(delay)
