@@ -18,6 +18,7 @@ from store.db import Database, build_client
 from tests.helpers import WebClient
 
 TEST_SECRET = "test-secret-" + "x" * 40
+pytest_plugins = ["tests.live_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -208,6 +208,26 @@ class LiveServer:
                 raise LiveServerError(f"worker {pid} still alive {timeout}s after signal {sig}")
             time.sleep(0.01)
 
+    def signal_all(self, sig: int) -> None:
+        """Send ``sig`` to the master and every worker at once (the server's process group):
+        SIGSTOP pauses the whole server, SIGCONT resumes it."""
+        if self.process is None or self.process.poll() is not None:
+            raise LiveServerError("the server is not running")
+        os.killpg(self.process.pid, sig)
+
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL the master and every worker at once, as a crash would, and wait until they
+        are gone. The table stays; ``stop()`` (at teardown) only cleans up."""
+        if self.process is None:
+            raise LiveServerError("the server is not running")
+        pgid = self.process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        self.process.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def log_tail(self, limit: int = 6000) -> str:
         try:
             with self.log_path.open("rb") as handle:
@@ -408,6 +428,7 @@ def _terminate_group(process: subprocess.Popen[bytes], timeout: float) -> None:
     pgid = process.pid  # start_new_session: the master leads its own group
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
+        os.killpg(pgid, signal.SIGCONT)  # a paused (SIGSTOP) server could not act on SIGTERM
     deadline = time.monotonic() + timeout
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(max(0.0, deadline - time.monotonic()))

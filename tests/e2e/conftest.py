@@ -3,9 +3,7 @@
 Every test in this folder needs DynamoDB Local and a server process, so each is marked
 ``local_only``: it runs with ``--backend=local`` and is skipped with ``--backend=moto``.
 
-- ``live_server``: a fresh table and a 2-worker gunicorn (``tests.live_server.LiveServer``).
-  Configure it with ``@pytest.mark.live_server(workers=3, extra_env={...})`` (any keyword of
-  ``LiveServer``), or start more with ``live_server_factory(**kwargs)``.
+- ``live_server``, ``live_server_factory``, ``fault_proxy``: see tests/live_fixtures.py.
 - ``browser``: one headless Chromium for the session.
 - ``new_page(base_url=None, **context_options)``: a page in a NEW browser context, i.e. a
   separate person with their own cookies; ``base_url`` defaults to the server this test started
@@ -13,8 +11,8 @@ Every test in this folder needs DynamoDB Local and a server process, so each is 
   that lets a dialog fire fails unless marked ``allow_dialogs``.
 - ``page``: one ``new_page()`` on ``live_server``.
 
-On a failure each open page is saved to ``test-results/<test name>.png`` and the tail of each
-server's log is added to the report.
+On a failure each open page is saved to ``test-results/<test name>.png`` (tests/live_fixtures.py
+adds the tail of each server's log).
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.live_fixtures import SERVERS
 from tests.live_server import LiveServer
 
 if TYPE_CHECKING:
@@ -50,13 +49,9 @@ CHROMIUM_ARGS = [
 DEFAULT_TIMEOUT_MS = 10_000
 
 _PAGES = pytest.StashKey["PageFactory"]()
-_SERVERS = pytest.StashKey[list[LiveServer]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "live_server(**kwargs): keyword arguments for the live_server fixture"
-    )
     config.addinivalue_line("markers", "allow_dialogs: the test expects a page dialog")
 
 
@@ -70,52 +65,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    if report.failed and report.when in ("setup", "call"):
+    if report.failed and report.when == "call":
         factory = item.stash.get(_PAGES, None)
-        if factory is not None and report.when == "call":
+        if factory is not None:
             for path in factory.screenshot_all(RESULTS, _safe_name(item.name)):
                 report.sections.append(("screenshot", str(path)))
-        for server in item.stash.get(_SERVERS, []):
-            report.sections.append((f"live server log {server.url}", server.log_tail()))
     return report
 
 
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "test"
-
-
-# --- the server ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def live_server_factory(
-    request: pytest.FixtureRequest, local_endpoint: str | None
-) -> Iterator[Callable[..., LiveServer]]:
-    """``live_server_factory(**kwargs) -> LiveServer``, started; all stopped at teardown."""
-    if local_endpoint is None:
-        pytest.skip("needs --backend=local")
-    servers: list[LiveServer] = []
-    request.node.stash[_SERVERS] = servers
-
-    def start(**kwargs: Any) -> LiveServer:
-        server = LiveServer(local_endpoint, **kwargs)
-        servers.append(server)
-        return server.start()
-
-    yield start
-    for server in reversed(servers):
-        server.stop()
-
-
-@pytest.fixture
-def live_server(
-    request: pytest.FixtureRequest, live_server_factory: Callable[..., LiveServer]
-) -> LiveServer:
-    """A fresh table and gunicorn (2 workers); ``@pytest.mark.live_server(...)`` configures."""
-    marker = request.node.get_closest_marker("live_server")
-    options = dict(marker.kwargs) if marker else {}
-    options.setdefault("workers", 2)
-    return live_server_factory(**options)
 
 
 # --- the browser ---------------------------------------------------------------------------
@@ -192,7 +151,7 @@ class PageFactory:
 @pytest.fixture
 def new_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[PageFactory]:
     def latest_server_url() -> str | None:
-        servers = request.node.stash.get(_SERVERS, [])
+        servers = request.node.stash.get(SERVERS, [])
         started = [server for server in servers if server.port is not None]
         return started[-1].url if started else None
 
