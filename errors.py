@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, g, redirect, render_template, request
+from flask_jwt_extended import unset_jwt_cookies
 from flask_jwt_extended.exceptions import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -53,7 +54,9 @@ def _csrf_error(exc: CSRFError) -> object:
     """
     claims = sessions.decode_cookie_session()
     if claims is None:
-        return redirect(sessions.login_url(), 303)
+        response = redirect(sessions.login_url(), 303)
+        unset_jwt_cookies(response)
+        return response
     g.claims = claims
     kept = [(name, value) for name, value in request.form.items(multi=True) if name != "csrf_token"]
     return render_error(

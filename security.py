@@ -40,6 +40,16 @@ def safe_next(target: str | None, default: str = "/") -> str:
     return target
 
 
+def same_site_path(url: str | None, default: str = "/") -> str:
+    """The path and query of ``url`` if it is on this site (a Referer, say), else ``default``."""
+    if not url:
+        return default
+    parts = urlsplit(url)
+    if f"{parts.scheme}://{parts.netloc}" != own_origin():
+        return default
+    return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""), default)
+
+
 def own_origin() -> str:
     configured = current_app.config.get("PUBLIC_URL")
     if configured:

@@ -29,7 +29,7 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 
-from security import PREAUTH_COOKIE, UNSAFE_METHODS
+from security import PREAUTH_COOKIE, UNSAFE_METHODS, same_site_path
 from store import accounts, keys
 from store.db import RawItem, get_db
 
@@ -120,9 +120,10 @@ def csrf_value() -> str:
 
 
 def login_url() -> str:
+    """The sign-in page, returning afterwards to this page (for a POST: the form's page)."""
     target = request.full_path if request.query_string else request.path
     if request.method != "GET":
-        target = request.referrer or "/"
+        target = same_site_path(request.referrer)
     return url_for("auth.login") + "?" + urlencode({"next": target})
 
 

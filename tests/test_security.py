@@ -179,3 +179,24 @@ def test_responses_that_start_or_end_a_session_are_never_stored(app: Any, alice:
     web = WebClient(app.test_client())
     assert web.login(alice.email, alice.password).headers["Cache-Control"] == "no-store"
     assert web.logout().headers["Cache-Control"] == "no-store"
+
+
+def test_a_post_that_needs_sign_in_returns_to_the_form_page_it_came_from(web):
+    response = web.client.post(
+        "/w/abc/items/new",
+        data={"title": "x"},
+        headers={"Referer": "http://localhost/w/abc/items?status=open"},
+    )
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/login?next=%2Fw%2Fabc%2Fitems%3Fstatus%3Dopen"
+
+
+def test_same_site_path_keeps_only_this_sites_referers(app):
+    from security import same_site_path
+
+    with app.test_request_context("/", base_url="http://localhost"):
+        assert same_site_path("http://localhost/w/abc/items?x=1") == "/w/abc/items?x=1"
+        assert same_site_path("https://evil.example/w/abc/items") == "/"
+        assert same_site_path("http://localhost//evil.example") == "/"
+        assert same_site_path(None) == "/"
