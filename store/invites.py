@@ -166,8 +166,7 @@ def create_invite(
         "inviteId": s(invite_id),
         keys.TTL_ATTRIBUTE: n(expires_at),
     }
-    replaced = [i for i in pending_invites(db, workspace_id, moment) if i.email == email]
-    actions: list[dict[str, Any]] = [
+    puts: list[dict[str, Any]] = [
         {
             "Put": {
                 "TableName": db.table,
@@ -177,8 +176,18 @@ def create_invite(
         }
         for row in (invite_row, pointer_row)
     ]
-    actions.extend(_revoke_action(db, workspace_id, old.invite_id) for old in replaced)
-    db.client.transact_write_items(TransactItems=actions)
+    for attempt in range(_CONFLICT_RETRIES):
+        replaced = [i for i in pending_invites(db, workspace_id, moment) if i.email == email]
+        revokes = [_revoke_action(db, workspace_id, old.invite_id) for old in replaced]
+        try:
+            db.client.transact_write_items(TransactItems=puts + revokes)
+            break
+        except ClientError as exc:
+            # An earlier invite was accepted or withdrawn meanwhile: read them again.
+            if error_code(exc) != "TransactionCanceledException" or (
+                attempt == _CONFLICT_RETRIES - 1
+            ):
+                raise
     return invite_from_row(invite_row), token, len(replaced)
 
 

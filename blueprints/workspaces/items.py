@@ -10,6 +10,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from security import safe_next
 from store import items as store_items
 from store import keys
+from store import settings as store_settings
 from store.accounts import get_account
 from store.db import get_db
 
@@ -53,7 +54,7 @@ def items(ws_id: str) -> Any:
     page = store_items.list_items(
         get_db(),
         ws_id,
-        per_page=g.settings.values["itemsPerPage"],
+        per_page=store_settings.page_size(g.settings),
         start_key=start_key,
         status=status,
         tag=tag,

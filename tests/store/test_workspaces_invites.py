@@ -182,3 +182,21 @@ def test_many_accepts_at_once_make_exactly_one_membership(database, workspace):
         assert len(member_rows) == 1
         row = database.get(keys.invite(workspace.workspace_id, made.invite_id), consistent=True)
         assert row["state"]["S"] == "accepted" and row["acceptedBy"]["S"] == user_id
+
+
+def test_an_earlier_invite_that_changed_meanwhile_does_not_break_a_new_one(
+    database, workspace, monkeypatch
+):
+    old, _, _ = invite(database, workspace)
+    invites.revoke(database, workspace.workspace_id, old.invite_id)
+    real = invites.pending_invites
+    stale = iter([[old]])  # the first read still sees the old invite as pending
+
+    def pending(*args, **kwargs):
+        return next(stale, None) or real(*args, **kwargs)
+
+    monkeypatch.setattr(invites, "pending_invites", pending)
+    made, token, replaced = invite(database, workspace)
+
+    assert replaced == 0
+    assert invites.find(database, token).invite.invite_id == made.invite_id

@@ -142,8 +142,8 @@ def test_filters_by_status_and_tag_page_through_the_matches(database, ws, web):
 
 @pytest.mark.parametrize("tamper", ["flip", "foreign-workspace", "other-filter", "garbage"])
 def test_a_tampered_or_foreign_cursor_gets_a_clear_400(database, team, ws, web, tamper):
-    set_page_size(database, ws, 2)
-    for i in range(5):
+    set_page_size(database, ws, 5)
+    for i in range(8):
         add_item(database, ws, f"i{i}", createdAt=s(stamp(i)))
     link = next_link(web.text(web.get(f"/w/{ws}/items")))
     cursor = re.search(r"cursor=([^&]+)", link).group(1)
@@ -391,3 +391,11 @@ def test_delete_asks_first_and_deletes_only_on_post(database, ws, web):
     assert response.status_code == 303
     assert item(database, ws, "bye") is None
     assert "Deleted “Old task”." in web.text(web.get(response.headers["Location"]))
+
+
+def test_a_v1_page_size_outside_the_allowed_range_is_clamped(database, ws, web):
+    set_page_size(database, ws, 1000)
+    for i in range(105):
+        add_item(database, ws, f"i{i:03d}", createdAt=s(stamp(i)))
+    html = web.text(web.get(f"/w/{ws}/items"))
+    assert len(titles(html)) == 100 and next_link(html)
