@@ -54,6 +54,7 @@ INVITE_TOKEN_SK = "INVITETOKEN"  # noqa: S105
 MIGRATION_PK = "MIGRATION"
 MIGRATION_FLAG_SK = "V2_COMPLETE"
 MIGRATION_CLAIM_SK = "CLAIM"
+MIGRATION_FENCE_PREFIX = "FENCE#"
 
 Key = dict[str, dict[str, str]]
 
@@ -134,6 +135,12 @@ def migration_flag() -> Key:
 
 def migration_claim() -> Key:
     return key(MIGRATION_PK, MIGRATION_CLAIM_SK)
+
+
+def migration_fence(writer: int) -> Key:
+    """The row one migration writer's copies are conditioned on (one per writer, so no two
+    concurrent transactions include the same item)."""
+    return key(MIGRATION_PK, f"{MIGRATION_FENCE_PREFIX}{writer}")
 
 
 def suffix(value: str, prefix: str) -> str:

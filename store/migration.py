@@ -47,7 +47,7 @@ from botocore.exceptions import (
 )
 
 from . import keys
-from .batch import Backoff, BudgetExceeded, chunk_requests, get_many, is_retryable, write_chunk
+from .batch import Backoff, BudgetExceeded, chunk_requests, get_many, is_retryable
 from .db import Database, RawItem, error_code, n, number, s, text
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,16 @@ log = logging.getLogger(__name__)
 ORIGIN = "v1-migration"
 DEFAULT_WORKSPACE_NAME = "Team workspace"
 SCAN_PAGE_LIMIT = 200
+MAX_TRANSACTION_ITEMS = 100
+# DynamoDB's 4 MB per transaction, less a margin for the request around the items.
+TRANSACTION_BYTES = 4 * 1024 * 1024 - 64 * 1024
+RETRYABLE_TRANSACTION_ERRORS = frozenset(
+    {"TransactionConflictException", "TransactionInProgressException"}
+)
+# Cancellation reasons that say "try again", per item ("None" for the items that were fine).
+RETRYABLE_CANCELLATIONS = frozenset(
+    {"None", None, "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
 # Attributes a v2 row gains that its v1 row did not have; everything else must be identical.
 ADDED_ATTRIBUTES = frozenset({keys.PK, keys.SK, keys.GSI1PK, keys.GSI1SK, "workspaceName"})
 
@@ -69,6 +79,10 @@ class MigrationError(Exception):
 
 class LostClaim(MigrationError):
     """Another run took the claim over; this one must not write anything more."""
+
+
+class _Aborted(MigrationError):
+    """A writer stopped because a sibling writer failed first."""
 
 
 class RowRejected(MigrationError):
@@ -349,30 +363,30 @@ def try_acquire(
             total_segments=segments,
             attempt=1,
         )
-        try:
-            db.client.put_item(
-                TableName=db.table,
-                Item={
-                    **keys.migration_claim(),
-                    "workspaceId": s(claim.workspace_id),
-                    "owner": s(run_id),
-                    "version": s(claim.version),
-                    "state": s(STATE_RUNNING),
-                    "startedAt": s(claim.started_at),
-                    "startedBy": s(user_id),
-                    "phase": s(claim.phase),
-                    "totalSegments": n(segments),
-                    "attempt": n(1),
-                    "leaseSeconds": n(lease),
-                    "heartbeatAt": s(_now_iso(wall)),
-                },
+        claim_row = {
+            **keys.migration_claim(),
+            "workspaceId": s(claim.workspace_id),
+            "owner": s(run_id),
+            "version": s(claim.version),
+            "state": s(STATE_RUNNING),
+            "startedAt": s(claim.started_at),
+            "startedBy": s(user_id),
+            "phase": s(claim.phase),
+            "totalSegments": n(segments),
+            "attempt": n(1),
+            "leaseSeconds": n(lease),
+            "heartbeatAt": s(_now_iso(wall)),
+        }
+        first = {
+            "Put": {
+                "TableName": db.table,
+                "Item": claim_row,
                 # Only the first claimant ever creates the row (and so the workspace id).
-                ConditionExpression="attribute_not_exists(PK)",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+        if not _transact(db, [first, *_fence_puts(db, run_id, segments)]):
+            return None
         return Run(run_id, user_id, claim)
 
     if current.state == STATE_COMPLETE:
@@ -380,18 +394,18 @@ def try_acquire(
     if current.state != STATE_WAITING and not observer.lapsed(current, lease, monotonic()):
         return None
     new_version = str(uuid.uuid4())
-    try:
-        db.client.update_item(
-            TableName=db.table,
-            Key=keys.migration_claim(),
-            UpdateExpression=(
+    takeover = {
+        "Update": {
+            "TableName": db.table,
+            "Key": keys.migration_claim(),
+            "UpdateExpression": (
                 "SET #owner = :me, version = :new, #state = :running, heartbeatAt = :now, "
                 "leaseSeconds = :lease ADD attempt :one"
             ),
             # Only if nobody else moved it since we looked: a lapsed or released claim.
-            ConditionExpression="version = :seen AND #state <> :complete",
-            ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
-            ExpressionAttributeValues={
+            "ConditionExpression": "version = :seen AND #state <> :complete",
+            "ExpressionAttributeNames": {"#owner": "owner", "#state": "state"},
+            "ExpressionAttributeValues": {
                 ":me": s(run_id),
                 ":new": s(new_version),
                 ":running": s(STATE_RUNNING),
@@ -401,15 +415,33 @@ def try_acquire(
                 ":seen": s(current.version),
                 ":complete": s(STATE_COMPLETE),
             },
-        )
-    except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            return None
-        raise
+        }
+    }
+    # Moving every fence with the claim is what makes the old holder's late writes fail.
+    if not _transact(db, [takeover, *_fence_puts(db, run_id, current.total_segments)]):
+        return None
     log.info("migration claim taken over (attempt %d)", current.attempt + 1)
     current.owner, current.version, current.state = run_id, new_version, STATE_RUNNING
     current.attempt += 1
     return Run(run_id, user_id, current)
+
+
+def _fence_puts(db: Database, owner: str, writers: int) -> list[dict[str, Any]]:
+    return [
+        {"Put": {"TableName": db.table, "Item": {**keys.migration_fence(i), "owner": s(owner)}}}
+        for i in range(writers)
+    ]
+
+
+def _transact(db: Database, actions: list[dict[str, Any]]) -> bool:
+    """Run a claim transaction; False when a condition failed or it raced another writer."""
+    try:
+        db.client.transact_write_items(TransactItems=actions)
+    except ClientError as exc:
+        if error_code(exc) in ("TransactionCanceledException", "TransactionConflictException"):
+            return False
+        raise
+    return True
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -491,7 +523,7 @@ class Migration:
     # The fence: copying continues only while a recent heartbeat proves the claim is ours.
     def check_fence(self) -> None:
         if self.aborted.is_set():
-            raise MigrationError("stopped because another part of the copy failed")
+            raise _Aborted("stopped because another part of the copy failed")
         if self.lost.is_set():
             raise LostClaim("another run took over the migration")
         if self.monotonic() - self.confirmed_at > self.settings.lease / 2:
@@ -550,38 +582,87 @@ class Migration:
 
     # -- copying --
 
-    def _write(self, rows: list[RawItem]) -> None:
-        deadline = self.monotonic() + self.settings.budget
-        for chunk in chunk_requests({"PutRequest": {"Item": row}} for row in rows):
-            self.check_fence()
-            try:
-                write_chunk(self.db, chunk, deadline=deadline, backoff=Backoff())
-            except ClientError as exc:
-                if error_code(exc) != "ValidationException":
-                    raise
-                self._write_one_by_one(chunk)
+    def _fence_check(self, writer: int) -> dict[str, Any]:
+        return {
+            "ConditionCheck": {
+                "TableName": self.db.table,
+                "Key": keys.migration_fence(writer),
+                "ConditionExpression": "#owner = :me",
+                "ExpressionAttributeNames": {"#owner": "owner"},
+                "ExpressionAttributeValues": {":me": s(self.run.run_id)},
+            }
+        }
 
-    def _write_one_by_one(self, chunk: list[dict[str, Any]]) -> None:
-        """A batch refused as invalid: find the row DynamoDB will not take, and name it."""
-        for request in chunk:
-            row = request["PutRequest"]["Item"]
+    def _write(self, rows: list[RawItem], writer: int) -> None:
+        deadline = self.monotonic() + self.settings.budget
+        requests = ({"PutRequest": {"Item": row}} for row in rows)
+        for chunk in chunk_requests(
+            requests, max_count=MAX_TRANSACTION_ITEMS - 1, max_bytes=TRANSACTION_BYTES
+        ):
+            self.check_fence()
+            self._write_fenced([r["PutRequest"]["Item"] for r in chunk], writer, deadline)
+
+    def _write_fenced(self, rows: list[RawItem], writer: int, deadline: float) -> None:
+        """Put rows in one transaction that holds only while this writer's fence is ours.
+
+        DynamoDB itself rejects the write once another run has taken over, however late it
+        arrives (a paused process, a request re-sent by the SDK, a slow network): no check
+        made in this process before sending could promise that."""
+        actions = [
+            self._fence_check(writer),
+            *({"Put": {"TableName": self.db.table, "Item": row}} for row in rows),
+        ]
+        backoff = Backoff()
+        while True:
             try:
-                self.db.client.put_item(TableName=self.db.table, Item=row)
+                self.db.client.transact_write_items(TransactItems=actions)
+                return
             except ClientError as exc:
-                if error_code(exc) != "ValidationException":
+                code = error_code(exc)
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    self.lost.set()
+                    raise LostClaim("another run took over: this writer's fence moved") from exc
+                if code == "ValidationException" or "ValidationError" in reasons:
+                    self._find_rejected_row(rows, writer)
+                    raise
+                transient = code in RETRYABLE_TRANSACTION_ERRORS or (
+                    code == "TransactionCanceledException"
+                    and set(reasons) <= RETRYABLE_CANCELLATIONS
+                )
+                if not (transient or is_retryable(exc)):
+                    raise
+            if self.monotonic() >= deadline:
+                raise BudgetExceeded(f"{len(rows)} copies still refused when the budget ran out")
+            backoff.pause(deadline)
+            self.check_fence()
+
+    def _find_rejected_row(self, rows: list[RawItem], writer: int) -> None:
+        """A copy refused as invalid: find the row DynamoDB will not take, and name it."""
+        for row in rows:
+            try:
+                self.db.client.transact_write_items(
+                    TransactItems=[
+                        self._fence_check(writer),
+                        {"Put": {"TableName": self.db.table, "Item": row}},
+                    ]
+                )
+            except ClientError as exc:
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if error_code(exc) != "ValidationException" and "ValidationError" not in reasons:
                     raise
                 message = exc.response.get("Error", {}).get("Message", "")
                 raise RowRejected(
                     f"DynamoDB refused {row[keys.PK]['S']} / {row[keys.SK]['S']}: {message}"
                 ) from exc
 
-    def _copy_verified(self, pairs: list[tuple[RawItem, RawItem]]) -> None:
+    def _copy_verified(self, pairs: list[tuple[RawItem, RawItem]], writer: int) -> None:
         """Write v2 copies, read them back, and rewrite any that did not land identical."""
         pending = pairs
         for _ in range(3):
             if not pending:
                 return
-            self._write([copy for _, copy in pending])
+            self._write([copy for _, copy in pending], writer)
             landed = get_many(
                 self.db,
                 [{keys.PK: c[keys.PK], keys.SK: c[keys.SK]} for _, c in pending],
@@ -611,7 +692,8 @@ class Migration:
             start_key=start_key,
         ):
             self.check_fence()
-            self._copy_verified([(row, item_copy(self.workspace_id, row)) for row in rows])
+            copies = [(row, item_copy(self.workspace_id, row)) for row in rows]
+            self._copy_verified(copies, writer=segment)
             self.progress.page_done(segment, len(rows), next_key)
             if self.on_page:
                 self.on_page(segment)
@@ -628,7 +710,8 @@ class Migration:
         except ClientError as exc:
             log.info("no item count for the progress bar: %s", error_code(exc))
             return
-        estimate = int(table.get("ItemCount", 0)) - settings - 3 * members - 2
+        claim_rows = 1 + self.run.claim.total_segments  # the claim and its fences
+        estimate = int(table.get("ItemCount", 0)) - settings - 3 * members - claim_rows
         if estimate > 0:
             with self.progress.lock:
                 self.progress.items_total = estimate
@@ -658,16 +741,22 @@ class Migration:
             self.progress.phase = "members and settings"
             members = v1_partition(self.db, keys.V1_MEMBERS_PK)
             settings = v1_partition(self.db, keys.V1_SETTINGS_PK)
+            if self.progress.items_total is None:
+                # Before this run writes anything, so its own rows are not counted.
+                self._estimate_items(len(members), len(settings))
             workspace = self._workspace_row(members, settings)
             self.check_fence()
-            self.db.client.put_item(TableName=self.db.table, Item=workspace)
+            # Writer 0's fence covers this phase; the segment writers start after it.
+            self._write([workspace], writer=0)
             name = workspace["name"]["S"]
-            self._copy_verified([(r, setting_copy(self.workspace_id, r)) for r in settings])
-            self._copy_verified([(r, member_copy(self.workspace_id, name, r)) for r in members])
+            self._copy_verified(
+                [(r, setting_copy(self.workspace_id, r)) for r in settings], writer=0
+            )
+            self._copy_verified(
+                [(r, member_copy(self.workspace_id, name, r)) for r in members], writer=0
+            )
             with self.progress.lock:
                 self.progress.settings, self.progress.members = len(settings), len(members)
-            if self.progress.items_total is None:
-                self._estimate_items(len(members), len(settings))
 
             self.progress.phase = "items"
             segments = self.run.claim.total_segments
@@ -677,8 +766,11 @@ class Migration:
                     if future.exception() is not None:
                         # Stop the other segments at their next page instead of finishing.
                         self.aborted.set()
-            for future in futures:
-                future.result()
+            failures = [f.exception() for f in futures if f.exception() is not None]
+            if failures:
+                # The first real cause, not a sibling's "stopped because another part failed".
+                causes = [e for e in failures if not isinstance(e, _Aborted)]
+                raise (causes or failures)[0]
             self.progress.phase = "finishing"
         finally:
             self.stop_beating.set()
@@ -700,8 +792,10 @@ class Migration:
             duration_ms=int((self.wall() - started.timestamp()) * 1000),
             run_id=self.run.run_id,
         )
-        write_flag(self.db, flag, fence=(self.run.run_id, self.version), progress=self.progress)
-        return flag
+        if write_flag(self.db, flag, fence=(self.run.run_id, self.version), progress=self.progress):
+            return flag
+        # Only a claim holder writes the flag, so another one means our claim was lost.
+        raise LostClaim("the flag was already written by another run")
 
 
 def _flag_item(flag: Flag) -> RawItem:

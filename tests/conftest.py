@@ -15,7 +15,7 @@ import pytest
 
 from store import schema
 from store.db import Database, build_client
-from tests.helpers import WebClient
+from tests.helpers import WebClient, is_moto
 
 TEST_SECRET = "test-secret-" + "x" * 40
 pytest_plugins = ["tests.live_fixtures"]
@@ -110,6 +110,10 @@ def make_app(ddb_client: Any, table_name: str, **overrides: Any) -> Any:
         "DYNAMODB_EMBEDDED": False,
         # Cheap hashing keeps the suite fast; test_passwords checks the production method.
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        # moto copies the whole table inside every transaction without a lock, so parallel
+        # migration writers crash it (its FAQ: not concurrency-safe); DynamoDB Local runs
+        # them in parallel.
+        "MIGRATION_WRITERS": 1 if is_moto(ddb_client) else 4,
         **overrides,
     }
     return create_app(config)

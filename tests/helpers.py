@@ -9,6 +9,12 @@ from typing import Any
 
 from werkzeug.test import TestResponse
 
+
+def is_moto(client: Any) -> bool:
+    """moto answers in-process for AWS's own endpoint; DynamoDB Local has a loopback URL."""
+    return "amazonaws.com" in client.meta.endpoint_url
+
+
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]*)"')
 PASSWORD = "a long enough test password"
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from werkzeug.security import generate_password_hash
 
 from store import legacy, migration
 from store.db import Database, build_client
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, is_moto
 
 FAST = migration.Settings(lease=30.0, budget=3.0, writers=4, segments=4)
 
@@ -46,6 +48,31 @@ def hooked(client: Any, event: str, handler: Callable[..., Any]) -> Iterator[Non
         client.meta.events.unregister(event, handler)
 
 
+def is_copy(params: dict[str, Any]) -> bool:
+    """Whether a TransactWriteItems call is one of the migration's fenced copies."""
+    return any(
+        a.get("ConditionCheck", {}).get("Key", {}).get("SK", {}).get("S", "").startswith("FENCE#")
+        for a in params.get("TransactItems", [])
+    )
+
+
+def cancelled(reasons: list[str]) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": r} for r in reasons],
+        },
+        "TransactWriteItems",
+    )
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+        operation,
+    )
+
+
 def scan_all(database: Database) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     params: dict[str, Any] = {"TableName": database.table, "ConsistentRead": True}
@@ -71,9 +98,15 @@ def user_id_of(database: Database, email: str) -> str:
     return row["userId"]["S"]
 
 
+def for_backend(database: Database, settings: migration.Settings) -> migration.Settings:
+    """One writer on moto, which is not safe under concurrent transactions."""
+    return dataclasses.replace(settings, writers=1) if is_moto(database.client) else settings
+
+
 def migrate(
     database: Database, user_id: str = "u-test", settings: migration.Settings = FAST, **options: Any
 ) -> migration.Flag | None:
+    settings = for_backend(database, settings)
     run = migration.try_acquire(
         database,
         user_id,

@@ -12,7 +12,17 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 from store import batch, keys, migration
 from store.db import Database
-from tests.migration.conftest import FAST, hooked, migrate, rows_with, scan_all
+from tests.migration.conftest import (
+    FAST,
+    cancelled,
+    for_backend,
+    hooked,
+    is_copy,
+    migrate,
+    rows_with,
+    scan_all,
+    throttled,
+)
 
 
 def v1_rows(database: Database) -> dict[str, list[dict[str, Any]]]:
@@ -137,32 +147,29 @@ def test_the_flag_read_is_strongly_consistent(database, seed, ddb_client):
     assert seen and all(p.get("ConsistentRead") is True for p in seen)
 
 
-def test_unprocessed_items_are_retried_with_growing_jittered_backoff(
+def test_cancelled_and_throttled_copies_are_retried_with_growing_jittered_backoff(
     database, seed, ddb_client, raw_client, monkeypatch
 ):
     seed(items=120)
     sleeps: list[float] = []
     monkeypatch.setattr(batch, "_sleep", sleeps.append)
     rng = random.Random(3)
-    calls = {"n": 0}
+    refusals = {"left": 12}
 
-    def partial(**params: Any) -> dict[str, Any]:
-        calls["n"] += 1
-        if calls["n"] > 12:
-            return raw_client.batch_write_item(**params)
-        requests = params["RequestItems"][database.table]
-        keep = [r for r in requests if rng.random() < 0.5]
-        rest = [r for r in requests if r not in keep]
-        if keep:
-            raw_client.batch_write_item(RequestItems={database.table: keep})
-        return {"UnprocessedItems": {database.table: rest} if rest else {}}
+    def flaky(**params: Any) -> dict[str, Any]:
+        if is_copy(params) and refusals["left"] > 0:
+            refusals["left"] -= 1
+            reason = rng.choice(["ThrottlingError", "TransactionConflict"])
+            raise cancelled(["None", *[reason] * (len(params["TransactItems"]) - 1)])
+        return raw_client.transact_write_items(**params)
 
-    monkeypatch.setattr(ddb_client, "batch_write_item", partial)
+    monkeypatch.setattr(ddb_client, "transact_write_items", flaky)
     flag = migrate(database)
 
+    assert refusals["left"] == 0
     assert flag is not None
     assert_exact_copy(database, flag)
-    assert sleeps, "UnprocessedItems were re-sent without any pause"
+    assert len(sleeps) >= 12, "refused copies were re-sent without any pause"
     assert max(sleeps) <= batch.Backoff().cap
 
 
@@ -183,16 +190,17 @@ def test_permanent_throttling_stops_within_budget_without_a_flag_and_a_later_run
 ):
     seed(items=80)
     monkeypatch.setattr(batch, "_sleep", lambda _s: None)
-    calls = {"n": 0}
+    copies = {"n": 0}
 
     def throttle_after_two(**params: Any) -> dict[str, Any]:
-        calls["n"] += 1
-        if calls["n"] <= 2:
-            return raw_client.batch_write_item(**params)
-        return {"UnprocessedItems": params["RequestItems"]}
+        if is_copy(params):
+            copies["n"] += 1
+            if copies["n"] > 2:
+                raise throttled("TransactWriteItems")
+        return raw_client.transact_write_items(**params)
 
     settings = migration.Settings(lease=30, budget=0.3, writers=2, segments=2)
-    monkeypatch.setattr(ddb_client, "batch_write_item", throttle_after_two)
+    monkeypatch.setattr(ddb_client, "transact_write_items", throttle_after_two)
     assert migrate(database, settings=settings) is None
     monkeypatch.undo()  # the fault is gone
 
@@ -210,45 +218,58 @@ def test_permanent_throttling_stops_within_budget_without_a_flag_and_a_later_run
 
 
 def test_throttling_errors_are_retried_until_the_copy_completes(
-    database, seed, ddb_client, monkeypatch
+    database, seed, ddb_client, raw_client, monkeypatch
 ):
     seed(items=50)
     monkeypatch.setattr(batch, "_sleep", lambda _s: None)
     failures = {"left": 4}
 
-    def throttled(**_: Any) -> None:
-        if failures["left"] > 0:
+    def throttled_at_first(**params: Any) -> dict[str, Any]:
+        if is_copy(params) and failures["left"] > 0:
             failures["left"] -= 1
-            raise ClientError(
-                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
-                "BatchWriteItem",
-            )
+            raise throttled("TransactWriteItems")
+        return raw_client.transact_write_items(**params)
 
-    with hooked(ddb_client, "before-call.dynamodb.BatchWriteItem", throttled):
-        flag = migrate(database)
+    monkeypatch.setattr(ddb_client, "transact_write_items", throttled_at_first)
+    flag = migrate(database)
 
     assert failures["left"] == 0
     assert flag is not None
     assert_exact_copy(database, flag)
 
 
+def _without(params: dict[str, Any], sort_key: str) -> dict[str, Any]:
+    actions = [
+        a
+        for a in params["TransactItems"]
+        if a.get("Put", {}).get("Item", {}).get("SK", {}).get("S") != sort_key
+    ]
+    return {**params, "TransactItems": actions}
+
+
+def _item_puts(params: dict[str, Any]) -> list[str]:
+    return [
+        a["Put"]["Item"]["SK"]["S"]
+        for a in params["TransactItems"]
+        if "Put" in a and a["Put"]["Item"]["SK"]["S"].startswith("ITEM#")
+    ]
+
+
 def test_a_silently_dropped_write_is_found_by_verification_and_repaired(
     database, seed, ddb_client, raw_client, monkeypatch
 ):
     seed(items=30)
-    dropped: list[dict[str, Any]] = []
+    dropped: list[str] = []
 
     def drop_one(**params: Any) -> dict[str, Any]:
-        requests = params["RequestItems"][database.table]
-        items = [r for r in requests if r["PutRequest"]["Item"]["SK"]["S"].startswith("ITEM#")]
-        if dropped or not items:
-            return raw_client.batch_write_item(**params)
-        dropped.append(items[0])
-        rest = [r for r in requests if r is not items[0]]
-        raw_client.batch_write_item(RequestItems={database.table: rest})
-        return {"UnprocessedItems": {}}  # claims success for the dropped row too
+        items = _item_puts(params)
+        if is_copy(params) and items and not dropped:
+            dropped.append(items[0])
+            raw_client.transact_write_items(**_without(params, items[0]))
+            return {}  # reports success for the dropped row too
+        return raw_client.transact_write_items(**params)
 
-    monkeypatch.setattr(ddb_client, "batch_write_item", drop_one)
+    monkeypatch.setattr(ddb_client, "transact_write_items", drop_one)
     flag = migrate(database)
 
     assert dropped
@@ -263,17 +284,14 @@ def test_a_row_that_never_lands_means_no_flag_and_a_recorded_reason(
     victim: dict[str, str] = {}
 
     def always_drop(**params: Any) -> dict[str, Any]:
-        requests = params["RequestItems"][database.table]
-        items = [r for r in requests if r["PutRequest"]["Item"]["SK"]["S"].startswith("ITEM#")]
-        if not items:
-            return raw_client.batch_write_item(**params)
-        victim.setdefault("sk", items[0]["PutRequest"]["Item"]["SK"]["S"])
-        rest = [r for r in requests if r["PutRequest"]["Item"]["SK"]["S"] != victim["sk"]]
-        if rest:
-            raw_client.batch_write_item(RequestItems={database.table: rest})
-        return {"UnprocessedItems": {}}
+        items = _item_puts(params)
+        if is_copy(params) and items:
+            victim.setdefault("sk", items[0])
+            raw_client.transact_write_items(**_without(params, victim["sk"]))
+            return {}
+        return raw_client.transact_write_items(**params)
 
-    monkeypatch.setattr(ddb_client, "batch_write_item", always_drop)
+    monkeypatch.setattr(ddb_client, "transact_write_items", always_drop)
     assert migrate(database) is None
     monkeypatch.undo()
 
@@ -320,7 +338,7 @@ def test_a_crashed_holder_is_taken_over_after_a_lease_into_the_same_workspace(da
     seed(items=90)
     clock = {"now": 1000.0}
     run = migration.try_acquire(database, "first", migration.ClaimObserver(), lease=5, segments=2)
-    settings = migration.Settings(lease=5, budget=3, writers=2, segments=2)
+    settings = for_backend(database, migration.Settings(lease=5, budget=3, writers=2, segments=2))
 
     class Crash(Exception):
         pass
@@ -474,17 +492,24 @@ def test_a_paused_holder_is_fenced_off_and_cannot_overwrite_edits_or_write_a_sec
 
 def test_a_flag_write_whose_answer_was_lost_is_recognised_as_our_own(database, seed, ddb_client):
     seed(items=5)
-    lost = {"done": False}
+    state = {"flag_call": False, "lost": False}
 
-    def lose_first_answer(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
-        if not lost["done"]:
-            lost["done"] = True
+    def spot_the_flag(params: dict[str, Any], **_: Any) -> None:
+        puts = [a["Put"]["Item"] for a in params.get("TransactItems", []) if "Put" in a]
+        state["flag_call"] = any(item["SK"] == {"S": "V2_COMPLETE"} for item in puts)
+
+    def lose_first_flag_answer(**_: Any) -> None:
+        if state["flag_call"] and not state["lost"]:
+            state["lost"] = True
             raise ReadTimeoutError(endpoint_url="dynamodb")
 
-    with hooked(ddb_client, "after-call.dynamodb.TransactWriteItems", lose_first_answer):
+    with (
+        hooked(ddb_client, "provide-client-params.dynamodb.TransactWriteItems", spot_the_flag),
+        hooked(ddb_client, "after-call.dynamodb.TransactWriteItems", lose_first_flag_answer),
+    ):
         flag = migrate(database)
 
-    assert lost["done"]
+    assert state["lost"]
     assert flag is not None
     assert migration.read_flag(database).run_id == flag.run_id
 

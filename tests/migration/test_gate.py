@@ -10,7 +10,15 @@ import pytest
 
 from store import batch, keys, migration
 from tests.helpers import WebClient
-from tests.migration.conftest import hooked, rows_with, scan_all, user_id_of, wait_for
+from tests.migration.conftest import (
+    hooked,
+    is_copy,
+    rows_with,
+    scan_all,
+    throttled,
+    user_id_of,
+    wait_for,
+)
 
 
 def finish(web: WebClient, next_path: str = "/") -> dict[str, Any]:
@@ -143,7 +151,7 @@ def test_progress_never_goes_down_and_the_user_lands_where_they_were_going(
 ):
     accounts = seed(items=400)
     client = app.extensions["db"].client
-    original = client.batch_write_item
+    original = client.transact_write_items
 
     def slow(**params: Any) -> Any:
         time.sleep(0.01)
@@ -153,7 +161,7 @@ def test_progress_never_goes_down_and_the_user_lands_where_they_were_going(
         if "FilterExpression" in params and "Select" not in params:
             params["Limit"] = 20  # many pages, so progress is published many times
 
-    monkeypatch.setattr(client, "batch_write_item", slow)
+    monkeypatch.setattr(client, "transact_write_items", slow)
     app.config["MIGRATION_LEASE_SECONDS"] = 0.9  # heartbeats every 0.3 s publish progress
     web.login(accounts[0].email)
     seen: list[int] = []
@@ -180,17 +188,21 @@ def test_throttling_shows_a_clear_retrying_page_and_a_later_request_finishes(
     monkeypatch.setattr(batch, "_sleep", lambda _s: None)
     app.config["MIGRATION_BUDGET_SECONDS"] = 0.2
     client = app.extensions["db"].client
-    original = client.batch_write_item
-    monkeypatch.setattr(
-        client, "batch_write_item", lambda **p: {"UnprocessedItems": p["RequestItems"]}
-    )
+    original = client.transact_write_items
+
+    def throttle_copies(**params: Any) -> Any:
+        if is_copy(params):
+            raise throttled("TransactWriteItems")
+        return original(**params)
+
+    monkeypatch.setattr(client, "transact_write_items", throttle_copies)
     web.login(accounts[0].email)
     web.get("/")
     wait_for(lambda: (c := migration.read_claim(database)) and c.state == "waiting")
 
     page = web.get("/preparing?next=/")
     assert migration.read_flag(database) is None
-    monkeypatch.setattr(client, "batch_write_item", original)
+    monkeypatch.setattr(client, "transact_write_items", original)
 
     assert page.status_code == 503 and page.headers["Retry-After"]
     assert "retrying automatically" in web.text(page)
