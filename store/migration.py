@@ -385,7 +385,7 @@ def try_acquire(
                 "ConditionExpression": "attribute_not_exists(PK)",
             }
         }
-        if not _transact(db, [first, *_fence_puts(db, run_id, segments)]):
+        if not _transact(db, [first, *_fence_puts(db, run_id, segments + 1)]):
             return None
         return Run(run_id, user_id, claim)
 
@@ -418,7 +418,7 @@ def try_acquire(
         }
     }
     # Moving every fence with the claim is what makes the old holder's late writes fail.
-    if not _transact(db, [takeover, *_fence_puts(db, run_id, current.total_segments)]):
+    if not _transact(db, [takeover, *_fence_puts(db, run_id, current.total_segments + 1)]):
         return None
     log.info("migration claim taken over (attempt %d)", current.attempt + 1)
     current.owner, current.version, current.state = run_id, new_version, STATE_RUNNING
@@ -680,6 +680,18 @@ class Migration:
                 f"(first: {first[keys.SK]['S']})"
             )
 
+    def _copy_team(self, members: list[RawItem], settings: list[RawItem]) -> None:
+        """The workspace row, settings and members: one small write, beside the items."""
+        workspace = self._workspace_row(members, settings)
+        name = workspace["name"]["S"]
+        pairs = [(workspace, workspace)]
+        pairs += [(r, setting_copy(self.workspace_id, r)) for r in settings]
+        pairs += [(r, member_copy(self.workspace_id, name, r)) for r in members]
+        # The last fence is this phase's own, so it never shares one with a segment writer.
+        self._copy_verified(pairs, writer=self.run.claim.total_segments)
+        with self.progress.lock:
+            self.progress.settings, self.progress.members = len(settings), len(members)
+
     def _copy_segment(self, segment: int) -> None:
         cursor = self.progress.cursors.get(str(segment))
         if cursor == s("done"):
@@ -710,7 +722,7 @@ class Migration:
         except ClientError as exc:
             log.info("no item count for the progress bar: %s", error_code(exc))
             return
-        claim_rows = 1 + self.run.claim.total_segments  # the claim and its fences
+        claim_rows = 2 + self.run.claim.total_segments  # the claim and its fences
         estimate = int(table.get("ItemCount", 0)) - settings - 3 * members - claim_rows
         if estimate > 0:
             with self.progress.lock:
@@ -744,24 +756,14 @@ class Migration:
             if self.progress.items_total is None:
                 # Before this run writes anything, so its own rows are not counted.
                 self._estimate_items(len(members), len(settings))
-            workspace = self._workspace_row(members, settings)
-            self.check_fence()
-            # Writer 0's fence covers this phase; the segment writers start after it.
-            self._write([workspace], writer=0)
-            name = workspace["name"]["S"]
-            self._copy_verified(
-                [(r, setting_copy(self.workspace_id, r)) for r in settings], writer=0
-            )
-            self._copy_verified(
-                [(r, member_copy(self.workspace_id, name, r)) for r in members], writer=0
-            )
-            with self.progress.lock:
-                self.progress.settings, self.progress.members = len(settings), len(members)
 
             self.progress.phase = "items"
             segments = self.run.claim.total_segments
-            with ThreadPoolExecutor(max_workers=min(segments, self.settings.writers)) as pool:
-                futures = [pool.submit(self._copy_segment, i) for i in range(segments)]
+            # The team phase is submitted first, so it never waits behind the item segments.
+            workers = max(1, min(segments + 1, self.settings.writers))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(self._copy_team, members, settings)]
+                futures += [pool.submit(self._copy_segment, i) for i in range(segments)]
                 for future in as_completed(futures):
                     if future.exception() is not None:
                         # Stop the other segments at their next page instead of finishing.
