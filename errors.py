@@ -35,7 +35,10 @@ def render_error(code: int, message: str | None = None, **context: object) -> tu
 def _http_error(exc: HTTPException) -> tuple[str, int] | HTTPException:
     if exc.code is None or exc.code < 400:
         return exc
-    message = exc.description if exc.code in (400, 403, 429, 503) else None
+    # Our own abort(code, description=...) texts are written for people; werkzeug's stock
+    # descriptions for other codes are not shown.
+    own_text = exc.description != type(exc).description
+    message = exc.description if own_text or exc.code in (400, 403, 429, 503) else None
     if exc.code == 413:
         message = "The form was larger than this site accepts. Shorten the text and try again."
     body, code = render_error(exc.code, message)

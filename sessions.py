@@ -108,6 +108,14 @@ def current_user() -> User | None:
     return User(claims["sub"], claims.get("email", ""), claims.get("name", ""))
 
 
+def signed_in() -> User:
+    """The person of a ``login_required`` view, whose session the decorator confirmed."""
+    user = current_user()
+    if user is None:
+        raise SignedOut
+    return user
+
+
 def peek_user() -> User | None:
     """The user the cookie names, before the revocation check: for page chrome only."""
     claims = g.get("claims")

@@ -37,6 +37,17 @@ class Database:
                 return
             params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def has_rows(self, pk: str, *, consistent: bool = False) -> bool:
+        """Whether the partition ``pk`` holds any row (one item read at most)."""
+        page = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            Limit=1,
+            ConsistentRead=consistent,
+        )
+        return bool(page.get("Items"))
+
     def query_all(self, **params: Any) -> list[RawItem]:
         return [item for page in self.query_pages(**params) for item in page.get("Items", [])]
 

@@ -136,13 +136,4 @@ def write_rows(db: Database, rows: list[RawItem], *, budget_seconds: float = 300
 
 def has_data(db: Database) -> bool:
     """Whether the table holds v1 members or v2 workspaces already (demo seeding is skipped)."""
-    for pk in (keys.V1_MEMBERS_PK, keys.MIGRATION_PK):
-        page = db.client.query(
-            TableName=db.table,
-            KeyConditionExpression="PK = :pk",
-            ExpressionAttributeValues={":pk": s(pk)},
-            Limit=1,
-        )
-        if page.get("Items"):
-            return True
-    return False
+    return any(db.has_rows(pk) for pk in (keys.V1_MEMBERS_PK, keys.MIGRATION_PK))

@@ -189,16 +189,8 @@ def scan_v1_items(
 
 def has_v1_data(db: Database) -> bool:
     """Whether any v1 team data exists; on a fresh install the table is nearly empty."""
-    for pk in (keys.V1_MEMBERS_PK, keys.V1_SETTINGS_PK):
-        page = db.client.query(
-            TableName=db.table,
-            KeyConditionExpression="PK = :pk",
-            ExpressionAttributeValues={":pk": s(pk)},
-            Limit=1,
-            ConsistentRead=True,
-        )
-        if page.get("Items"):
-            return True
+    if any(db.has_rows(pk, consistent=True) for pk in (keys.V1_MEMBERS_PK, keys.V1_SETTINGS_PK)):
+        return True
     return any(rows for rows, _ in scan_v1_items(db, page_limit=1000))
 
 

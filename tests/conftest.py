@@ -33,10 +33,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "local_only(reason): needs a real DynamoDB server")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line(
+        "markers", "backend_independent: tests no DynamoDB backend; run once, with --backend=moto"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--backend") == "local":
+        for item in items:
+            if item.get_closest_marker("backend_independent"):
+                item.add_marker(pytest.mark.skip(reason="backend-independent: runs with moto"))
         return
     for item in items:
         marker = item.get_closest_marker("local_only")

@@ -18,6 +18,9 @@ import pytest
 import embedded_db
 from embedded_db import EmbeddedDB, EmbeddedDBError
 
+# These start their own servers; the --backend choice does not change them.
+pytestmark = pytest.mark.backend_independent
+
 ROOT = Path(embedded_db.__file__).resolve().parent
 
 requires_java = pytest.mark.skipif(

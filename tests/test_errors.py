@@ -182,3 +182,15 @@ def test_healthz_is_503_json_when_dynamodb_cannot_be_reached(app: Any, database:
     assert response.status_code == 503
     assert response.get_json()["status"] == "unavailable"
     assert "dynamodb.invalid" not in response.get_data(as_text=True)
+
+
+def test_a_404_with_our_own_message_shows_it_and_the_stock_one_does_not(app, web):
+    from flask import abort
+
+    @app.get("/test-only/gone")
+    def gone():
+        abort(404, description="That item was deleted.")
+
+    assert "That item was deleted." in web.text(web.get("/test-only/gone"))
+    stock = web.text(web.get("/no-such-page"))
+    assert "Page not found" in stock and "requested URL was not found" not in stock

@@ -71,8 +71,7 @@ def preparing():
     target = safe_next(request.args.get("next"))
     if runner.flag_seen():
         return redirect(target)
-    user = sessions.current_user()
-    assert user is not None  # noqa: S101 - login_required
+    user = sessions.signed_in()
     runner.kick(user.user_id)
     progress = _progress(migration.read_claim(get_db()))
     status = 503 if progress["retrying"] else 200
@@ -98,8 +97,7 @@ def progress():
     target = safe_next(request.args.get("next"))
     if runner.flag_seen():
         return jsonify(done=True, next=target)
-    user = sessions.current_user()
-    assert user is not None  # noqa: S101 - login_required
+    user = sessions.signed_in()
     runner.kick(user.user_id)
     return jsonify(done=False, next=target, **_progress(migration.read_claim(get_db())))
 
@@ -108,8 +106,7 @@ def progress():
 @sessions.login_required
 def audit():
     """Who migrated, when, how long it took and what was copied: for the workspace's owners."""
-    user = sessions.current_user()
-    assert user is not None  # noqa: S101 - login_required
+    user = sessions.signed_in()
     db = get_db()
     flag = migration.read_flag(db)
     if flag is None or flag.workspace_id is None:
