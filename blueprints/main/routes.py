@@ -17,8 +17,7 @@ bp = Blueprint("main", __name__)
 @sessions.login_required
 def index():
     """The person's last workspace, else their first one, else a page on how to get one."""
-    user = sessions.current_user()
-    assert user is not None  # noqa: S101 - login_required
+    user = sessions.signed_in()
     db = get_db()
     last = accounts.last_workspace(db, user.user_id)
     if last and store_workspaces.get_member(db, last, user.user_id):

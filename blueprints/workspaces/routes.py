@@ -27,8 +27,7 @@ def workspaces() -> Any:
     """Every workspace the person belongs to (one Query on the ByUser index), and a form to
     create one. The nav links here instead of listing workspaces on every page, so the items
     page keeps to its two DynamoDB calls."""
-    user = sessions.current_user()
-    assert user is not None  # noqa: S101 - login_required
+    user = sessions.signed_in()
     mine = store_workspaces.memberships(get_db(), user.user_id)
     return render_template("workspaces/list.html", memberships=mine, form=forms.Form({"name": ""}))
 
@@ -36,8 +35,7 @@ def workspaces() -> Any:
 @bp.post("/workspaces")
 @sessions.login_required
 def create_workspace() -> Any:
-    user = sessions.current_user()
-    assert user is not None  # noqa: S101 - login_required
+    user = sessions.signed_in()
     form = forms.workspace_form(request.form)
     db = get_db()
     if not form.valid:
