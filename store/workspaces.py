@@ -177,6 +177,11 @@ def memberships(db: Database, user_id: str) -> list[Membership]:
     return sorted(found, key=lambda m: (m.workspace_name.casefold(), m.workspace_id))
 
 
+def get_workspace(db: Database, workspace_id: str) -> Workspace | None:
+    row = db.get(keys.workspace(workspace_id), consistent=True)
+    return workspace_from_row(row) if row else None
+
+
 def get_member(db: Database, workspace_id: str, user_id: str) -> Member | None:
     row = db.get(keys.member(workspace_id, user_id), consistent=True)
     return member_from_row(row) if row else None

@@ -15,8 +15,8 @@ from flask import (
 
 import sessions
 from security import safe_next
-from store import accounts, keys, migration
-from store.db import get_db, text
+from store import accounts, migration, workspaces
+from store.db import get_db
 
 from . import runner
 
@@ -111,8 +111,8 @@ def audit():
     flag = migration.read_flag(db)
     if flag is None or flag.workspace_id is None:
         abort(404)
-    membership = db.get(keys.member(flag.workspace_id, user.user_id), consistent=True)
-    if text(membership, "role") != "owner":
+    membership = workspaces.get_member(db, flag.workspace_id, user.user_id)
+    if membership is None or membership.role != "owner":
         abort(
             403, description="Only owners of the migrated workspace can see the migration record."
         )
@@ -121,5 +121,5 @@ def audit():
         "migration/audit.html",
         flag=flag,
         migrated_by=by,
-        workspace=db.get(keys.workspace(flag.workspace_id)),
+        workspace=workspaces.get_workspace(db, flag.workspace_id),
     )
