@@ -1,7 +1,8 @@
 """The first sign-in of a v1 user in Chromium: "Preparing your workspace", a progress bar that
 moves, and then the page that was asked for (PRODUCT.md promise 9, R20), with JavaScript and
-without it. The app runs under gunicorn behind the fault proxy, whose slowed BatchWriteItem
-calls keep the preparing page on screen long enough to look at."""
+without it. The app runs under gunicorn behind the fault proxy, whose slowed copy transactions
+(tests.faults.COPIES: the migration copies up to 99 rows per TransactWriteItems) keep the
+preparing page on screen long enough to look at."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from store import migration
 from tests.e2e.conftest import PageFactory
-from tests.faults import FaultProxy
+from tests.faults import COPIES, FaultProxy
 from tests.live_server import LiveServer
 
 ASKED = "/workspaces?from=first-sign-in"
@@ -73,7 +74,8 @@ def test_first_sign_in_shows_a_moving_progress_bar_then_the_page_asked_for(
     new_page: PageFactory,
 ) -> None:
     server, email, password = v1_server(live_server_factory, fault_proxy, items=2000)
-    fault_proxy.delay("BatchWriteItem", 0.3)  # slow until the bar has been seen to move
+    # About 8 copies per writer: slow until the bar has been seen to move.
+    fault_proxy.delay(COPIES, 0.75)
     page = new_page(base_url=server.url)
 
     sign_in_from(page, ASKED, email, password)
@@ -86,7 +88,7 @@ def test_first_sign_in_shows_a_moving_progress_bar_then_the_page_asked_for(
     )
     # The total is the app's estimate (DescribeTable's ItemCount), so only its shape is checked.
     expect(page.locator("#preparing-status")).to_have_text(re.compile(r"\d+ of \d+ items copied"))
-    fault_proxy.delay("BatchWriteItem", 0)
+    fault_proxy.delay(COPIES, 0)
     expect_arrived(page, ASKED)
     assert new_page.page_errors == [] and new_page.dialogs == []
     assert_flag(server, items=2000)
@@ -98,7 +100,8 @@ def test_without_javascript_the_meta_refresh_carries_the_browser_to_the_page_ask
     new_page: PageFactory,
 ) -> None:
     server, email, password = v1_server(live_server_factory, fault_proxy, items=600)
-    fault_proxy.delay("BatchWriteItem", 0.5)  # several seconds: more than one refresh
+    # Each writer sends only a few copies, each slowed: several seconds, more than one refresh.
+    fault_proxy.delay(COPIES, 1.5)
     page = new_page(base_url=server.url, java_script_enabled=False)
 
     sign_in_from(page, ASKED, email, password)
