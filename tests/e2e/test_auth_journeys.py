@@ -8,7 +8,6 @@ import time
 import uuid
 
 import jwt
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import PageFactory
@@ -89,11 +88,6 @@ def test_register_sign_out_and_sign_in_again(page: Page, new_page: PageFactory) 
     assert_quiet(new_page)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='app bug: /logout sends `Clear-Site-Data: "cookies"`, which also wipes the Flask '
-    "session cookie carrying the flash set in the same response, so the message never shows",
-)
 def test_sign_out_says_so(page: Page, new_page: PageFactory) -> None:
     register(page, unique_email("alan"), "Alan Turing")
     expect_signed_in(page, "Alan Turing")
