@@ -41,22 +41,29 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# Attributes of every DynamoDB type, as real v1 rows carry them beside the known ones.
+EVERY_TYPE: dict[str, Any] = {
+    "priority": {"N": "3"},
+    "estimate": {"N": "3.1415926535897932384626433832795028841"},
+    "bigCounter": {"N": "1234567895171680000000000000000000000000"},
+    "tiny": {"N": "1E-130"},
+    "attachment": {"B": b"\x00\x01\xfe\xff"},
+    "watchers": {"SS": ["alice", "bob"]},
+    "scores": {"NS": ["1", "2.5", "-3"]},
+    "checksums": {"BS": [b"\x00\x01", b"\xff"]},
+    "meta": {"M": {"source": s("import"), "depth": {"M": {"n": {"N": "2"}}}}},
+    "history": {"L": [s("created"), {"N": "1"}, {"NULL": True}, {"BOOL": False}]},
+    "archived": {"BOOL": False},
+    "legacyRef": {"NULL": True},
+    "emptyNote": s(""),
+}
+
+
 def _every_type(rng: random.Random) -> dict[str, Any]:
-    """Attributes of every DynamoDB type, as real v1 rows carry them."""
     return {
+        **EVERY_TYPE,
         "priority": {"N": str(rng.randint(1, 5))},
-        "estimate": {"N": "3.1415926535897932384626433832795028841"},
-        "bigCounter": {"N": "1234567895171680000000000000000000000000"},
-        "tiny": {"N": "1E-130"},
         "attachment": {"B": rng.randbytes(16)},
-        "watchers": {"SS": ["alice", "bob"]},
-        "scores": {"NS": ["1", "2.5", "-3"]},
-        "checksums": {"BS": [b"\x00\x01", b"\xff"]},
-        "meta": {"M": {"source": s("import"), "depth": {"M": {"n": {"N": "2"}}}}},
-        "history": {"L": [s("created"), {"N": "1"}, {"NULL": True}, {"BOOL": False}]},
-        "archived": {"BOOL": False},
-        "legacyRef": {"NULL": True},
-        "emptyNote": s(""),
     }
 
 

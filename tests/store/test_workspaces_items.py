@@ -7,28 +7,14 @@ from typing import Any
 
 import pytest
 
-from store import items, keys
+from store import items, keys, legacy
 from store.db import Database, s
 
 WS = "ws-items"
 OTHER_WS = "ws-other"
 
 # A v1 item's attributes of every DynamoDB type, as the migration copies them.
-V1_EXTRAS: dict[str, Any] = {
-    "priority": {"N": "3"},
-    "estimate": {"N": "3.1415926535897932384626433832795028841"},
-    "bigCounter": {"N": "1234567895171680000000000000000000000000"},
-    "tiny": {"N": "1E-130"},
-    "attachment": {"B": b"\x00\x01\xfe\xff"},
-    "watchers": {"SS": ["alice", "bob"]},
-    "scores": {"NS": ["1", "2.5", "-3"]},
-    "checksums": {"BS": [b"\x00\x01", b"\xff"]},
-    "meta": {"M": {"source": s("import"), "depth": {"M": {"n": {"N": "2"}}}}},
-    "history": {"L": [s("created"), {"N": "1"}, {"NULL": True}, {"BOOL": False}]},
-    "archived": {"BOOL": False},
-    "legacyRef": {"NULL": True},
-    "emptyNote": s(""),
-}
+V1_EXTRAS: dict[str, Any] = legacy.EVERY_TYPE
 
 
 def put(database: Database, item_id: str, created: str, workspace: str = WS, **attrs: Any) -> None:

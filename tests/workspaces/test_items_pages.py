@@ -9,24 +9,11 @@ from typing import Any
 
 import pytest
 
-from store import keys
+from store import keys, legacy
 from store.db import Database, s
 from tests.workspaces.conftest import Team, add_item, scan_table
 
-V1_EXTRAS: dict[str, Any] = {
-    "priority": {"N": "3"},
-    "bigCounter": {"N": "1234567895171680000000000000000000000000"},
-    "estimate": {"N": "3.1415926535897932384626433832795028841"},
-    "attachment": {"B": b"\x00\x01\xfe\xff"},
-    "watchers": {"SS": ["alice", "bob"]},
-    "scores": {"NS": ["1", "2.5", "-3"]},
-    "checksums": {"BS": [b"\x00\x01", b"\xff"]},
-    "meta": {"M": {"source": s("import"), "depth": {"M": {"n": {"N": "2"}}}}},
-    "history": {"L": [s("created"), {"N": "1"}, {"NULL": True}, {"BOOL": False}]},
-    "archived": {"BOOL": False},
-    "legacyRef": {"NULL": True},
-    "emptyNote": s(""),
-}
+V1_EXTRAS: dict[str, Any] = legacy.EVERY_TYPE
 
 
 def stamp(i: int) -> str:
