@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
 from . import keys
 from .batch import get_many
-from .db import Database, RawItem, error_code, n, number, s, text
+from .db import Database, RawItem, error_code, n, now_iso, number, s, text
 
 _CONFLICT_RETRIES = 3
 
@@ -26,10 +25,6 @@ class Account:
     email: str
     name: str
     password_hash: str
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def normalise_email(address: str) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import decimal
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -133,6 +135,22 @@ def plain(value: Mapping[str, Any]) -> Any:
     if kind == "M":
         return {k: plain(v) for k, v in inner.items()}
     raise ValueError(f"unknown DynamoDB type {kind}")
+
+
+# Every timestamp the app writes: ISO-8601 UTC with microseconds, so strings sort in time order.
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def now_iso(wall: Callable[[], float] = time.time) -> str:
+    return iso(datetime.fromtimestamp(wall(), UTC))
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 
 def get_db() -> Database:

@@ -20,9 +20,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import keys
-from .accounts import normalise_email, now_iso
+from .accounts import normalise_email
 from .batch import get_many
-from .db import Database, RawItem, error_code, n, number, s, text
+from .db import Database, RawItem, error_code, n, now_iso, number, s, text
 from .workspaces import Workspace, member_row, new_id, workspace_from_row
 
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 256 bits

@@ -11,8 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import keys
-from .accounts import now_iso
-from .db import Database, RawItem, error_code, s, text
+from .db import Database, RawItem, error_code, now_iso, s, text
 from .workspaces import new_id
 
 STATUSES = ("open", "done")

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import keys
 from .batch import chunk_requests, write_chunk
-from .db import Database, RawItem, s
+from .db import Database, RawItem, iso, s
 
 DEMO_PASSWORD = "correct horse battery staple"  # noqa: S105 - printed demo password
 ROLES_BY_POSITION = ("owner", "admin")
@@ -35,10 +35,6 @@ class SeededAccount:
     email: str
     name: str
     role: str | None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # Attributes of every DynamoDB type, as real v1 rows carry them beside the known ones.
@@ -103,7 +99,7 @@ def build_dataset(
                     **keys.v1_member(user_id),
                     "email": s(email),
                     "role": s(role or "member"),
-                    "joinedAt": s(_iso(joined)),
+                    "joinedAt": s(iso(joined)),
                 }
             )
         seeded.append(SeededAccount(email, name, role))
@@ -113,7 +109,7 @@ def build_dataset(
             name, value = KNOWN_SETTINGS[position]
         else:
             name, value = f"custom{position}", {"M": {"enabled": {"BOOL": True}}}
-        rows.append({**keys.v1_setting(name), "value": value, "updatedAt": s(_iso(now))})
+        rows.append({**keys.v1_setting(name), "value": value, "updatedAt": s(iso(now))})
 
     for position in range(items):
         created = now - timedelta(minutes=rng.randint(1, 60 * 24 * 120))
@@ -121,8 +117,8 @@ def build_dataset(
             **keys.v1_item(uuid.UUID(int=rng.getrandbits(128)).hex[:16]),
             "title": s(" ".join(rng.sample(WORDS, 3)).capitalize()),
             "status": s(rng.choice(["open", "open", "done"])),
-            "createdAt": s(_iso(created)),
-            "updatedAt": s(_iso(created + timedelta(hours=rng.randint(0, 48)))),
+            "createdAt": s(iso(created)),
+            "updatedAt": s(iso(created + timedelta(hours=rng.randint(0, 48)))),
             "createdBy": s(rng.choice(user_ids) if user_ids else "unknown"),
         }
         if rng.random() < 0.7:

@@ -36,7 +36,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import (
@@ -48,7 +47,7 @@ from botocore.exceptions import (
 
 from . import keys
 from .batch import Backoff, BudgetExceeded, chunk_requests, get_many, is_retryable
-from .db import Database, RawItem, error_code, n, number, s, text
+from .db import Database, RawItem, error_code, n, now_iso, number, parse_iso, s, text
 
 log = logging.getLogger(__name__)
 
@@ -295,10 +294,6 @@ def read_claim(db: Database) -> Claim | None:
     return Claim.from_row(row) if row else None
 
 
-def _now_iso(wall: Callable[[], float] = time.time) -> str:
-    return datetime.fromtimestamp(wall(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 @dataclass
 class ClaimObserver:
     """What this process has seen of someone else's claim, timed on its own monotonic clock."""
@@ -343,7 +338,7 @@ def try_acquire(
             owner=run_id,
             version=str(uuid.uuid4()),
             state=STATE_RUNNING,
-            started_at=_now_iso(wall),
+            started_at=now_iso(wall),
             started_by=user_id,
             phase="starting",
             items_copied=0,
@@ -367,7 +362,7 @@ def try_acquire(
             "totalSegments": n(segments),
             "attempt": n(1),
             "leaseSeconds": n(lease),
-            "heartbeatAt": s(_now_iso(wall)),
+            "heartbeatAt": s(now_iso(wall)),
         }
         first = {
             "Put": {
@@ -401,7 +396,7 @@ def try_acquire(
                 ":me": s(run_id),
                 ":new": s(new_version),
                 ":running": s(STATE_RUNNING),
-                ":now": s(_now_iso(wall)),
+                ":now": s(now_iso(wall)),
                 ":lease": n(lease),
                 ":one": n(1),
                 ":seen": s(current.version),
@@ -551,7 +546,7 @@ class Migration:
                 ExpressionAttributeValues={
                     **values,
                     ":new": s(new_version),
-                    ":now": s(_now_iso(self.wall)),
+                    ":now": s(now_iso(self.wall)),
                     ":me": s(self.run.run_id),
                     ":current": s(self.version),
                 },
@@ -775,10 +770,10 @@ class Migration:
     def _write_flag(self) -> Flag:
         """The flag and the claim's completion in one transaction, fenced by the claim."""
         claim = self.run.claim
-        started = datetime.strptime(claim.started_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        started = parse_iso(claim.started_at)
         flag = Flag(
             migrated_by=claim.started_by,
-            migrated_at=_now_iso(self.wall),
+            migrated_at=now_iso(self.wall),
             workspace_id=self.workspace_id,
             items=self.progress.items,
             settings=self.progress.settings,
@@ -914,7 +909,7 @@ def finish_without_data(db: Database, user_id: str) -> None:
         db,
         Flag(
             migrated_by=user_id,
-            migrated_at=_now_iso(),
+            migrated_at=now_iso(),
             workspace_id=None,
             items=0,
             settings=0,

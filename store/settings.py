@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import keys
-from .accounts import now_iso
-from .db import Database, RawItem, s
+from .db import Database, RawItem, now_iso, s
 
 
 @dataclass(frozen=True)

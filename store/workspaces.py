@@ -15,9 +15,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import keys
-from .accounts import now_iso
 from .batch import get_many
-from .db import Database, RawItem, error_code, n, number, s, text
+from .db import Database, RawItem, error_code, n, now_iso, number, s, text
 
 ROLES = ("member", "admin", "owner")
 RANK = {role: position + 1 for position, role in enumerate(ROLES)}

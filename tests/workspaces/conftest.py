@@ -12,7 +12,7 @@ import pytest
 
 from store import accounts, keys
 from store import workspaces as store_workspaces
-from store.db import Database, n, s
+from store.db import Database, n, now_iso, s
 from tests.helpers import WebClient
 
 
@@ -52,7 +52,7 @@ def add_member(database: Database, workspace_id: str, who: Person, role: str) ->
         role=role,
         email=who.email,
         workspace_name=workspace["name"]["S"],
-        joined_at=accounts.now_iso(),
+        joined_at=now_iso(),
     )
     database.client.put_item(TableName=database.table, Item=row)
     if role == "owner":
@@ -78,8 +78,8 @@ def add_item(database: Database, workspace_id: str, item_id: str, **attributes: 
         **keys.item(workspace_id, item_id),
         "title": s(f"Item {item_id}"),
         "status": s("open"),
-        "createdAt": s(accounts.now_iso()),
-        "updatedAt": s(accounts.now_iso()),
+        "createdAt": s(now_iso()),
+        "updatedAt": s(now_iso()),
         "createdBy": s("someone"),
         **attributes,
     }
