@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import Any
 
 from botocore.exceptions import (
@@ -328,10 +329,16 @@ def try_acquire(
     segments: int,
     monotonic: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
+    current: Claim | None | EllipsisType = ...,
 ) -> Run | None:
-    """Take the claim if nobody holds it, if its holder gave up, or if it has lapsed."""
+    """Take the claim if nobody holds it, if its holder gave up, or if it has lapsed.
+
+    ``current`` is the claim as the caller has just read it (strongly consistent), so a page
+    that also shows its progress reads it once; when not given it is read here. A stale
+    value is harmless: every write below is conditional on what it saw."""
     run_id = str(uuid.uuid4())
-    current = read_claim(db)
+    if current is ...:
+        current = read_claim(db)
     if current is None:
         claim = Claim(
             workspace_id=uuid.uuid4().hex,

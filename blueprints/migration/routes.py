@@ -36,12 +36,13 @@ def gate():
     if user is None or runner.flag_seen():
         return None
     db = get_db()
-    if migration.read_claim(db) is None and not migration.has_v1_data(db):
+    claim = migration.read_claim(db)
+    if claim is None and not migration.has_v1_data(db):
         # A fresh install: nothing to copy, so nobody ever sees the preparing page.
         migration.finish_without_data(db, user.user_id)
         runner.state().flag_seen = True
         return None
-    runner.kick(user.user_id)
+    runner.kick(user.user_id, claim)
     target = request.full_path if request.query_string else request.path
     if request.method != "GET":
         target = "/"
@@ -71,9 +72,9 @@ def preparing():
     target = safe_next(request.args.get("next"))
     if runner.flag_seen():
         return redirect(target)
-    user = sessions.signed_in()
-    runner.kick(user.user_id)
-    progress = _progress(migration.read_claim(get_db()))
+    claim = migration.read_claim(get_db())
+    runner.kick(sessions.signed_in().user_id, claim)
+    progress = _progress(claim)
     status = 503 if progress["retrying"] else 200
     response = current_app.make_response(
         (
@@ -97,9 +98,9 @@ def progress():
     target = safe_next(request.args.get("next"))
     if runner.flag_seen():
         return jsonify(done=True, next=target)
-    user = sessions.signed_in()
-    runner.kick(user.user_id)
-    return jsonify(done=False, next=target, **_progress(migration.read_claim(get_db())))
+    claim = migration.read_claim(get_db())
+    runner.kick(sessions.signed_in().user_id, claim)
+    return jsonify(done=False, next=target, **_progress(claim))
 
 
 @bp.get("/migration")

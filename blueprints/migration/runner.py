@@ -53,8 +53,10 @@ def flag_seen() -> bool:
     return process.flag_seen
 
 
-def kick(user_id: str) -> None:
-    """Start a run in this process unless one is running here or elsewhere with a live claim."""
+def kick(user_id: str, claim: migration.Claim | None) -> None:
+    """Start a run in this process unless one is running here or elsewhere with a live claim.
+
+    ``claim`` is the claim row as the caller just read it."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     process = state(app)
     with process.lock:
@@ -64,7 +66,12 @@ def kick(user_id: str) -> None:
         db = get_db()
         try:
             run = migration.try_acquire(
-                db, user_id, process.observer, lease=settings.lease, segments=settings.segments
+                db,
+                user_id,
+                process.observer,
+                lease=settings.lease,
+                segments=settings.segments,
+                current=claim,
             )
         except (ClientError, BotoCoreError) as exc:
             # DynamoDB is struggling: the page still shows progress, the next poll tries again.

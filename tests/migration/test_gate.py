@@ -245,6 +245,14 @@ def test_while_another_server_holds_the_claim_the_page_shows_its_progress(web, d
     html = web.text(page)
     assert "12 items copied so far." in html
     assert "built-in method" not in html
-    progress = web.get("/preparing/progress?next=/").json
+    claim_reads: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == keys.migration_claim():
+            claim_reads.append(params)
+
+    with hooked(database.client, "provide-client-params.dynamodb.GetItem", record):
+        progress = web.get("/preparing/progress?next=/").json
     assert progress["done"] is False and progress["items"] == 12
+    assert len(claim_reads) == 1  # the poll and the takeover check share one read
     assert migration.read_claim(database).owner == run.run_id  # nobody took over a live claim
