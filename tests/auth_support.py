@@ -21,6 +21,7 @@ from werkzeug.test import TestResponse
 
 from store import keys
 from store.db import Database, s
+from tests.helpers import scan_all
 
 ACCESS_COOKIE = "access_token_cookie"
 CSRF_COOKIE = "csrf_access_token"
@@ -31,19 +32,6 @@ CSRF_VALUE = re.compile(r'(name="csrf_token" value=")[^"]*(")')
 
 
 # --- the table ---------------------------------------------------------------------------------
-
-
-def scan_all(db: Database) -> list[dict[str, Any]]:
-    """Every row of the table, strongly consistent, in key order: a snapshot to compare."""
-    rows: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"TableName": db.table, "ConsistentRead": True}
-    while True:
-        page = db.client.scan(**params)
-        rows.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return sorted(rows, key=lambda row: (row["PK"]["S"], row["SK"]["S"]))
 
 
 def rows_with(db: Database, pk_prefix: str, sk: str | None = None) -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ from typing import Any
 
 from werkzeug.test import TestResponse
 
+from store.db import Database
+
 
 def is_moto(client: Any) -> bool:
     """moto answers in-process for AWS's own endpoint; DynamoDB Local has a loopback URL."""
@@ -78,3 +80,32 @@ class WebClient:
 
     def text(self, response: TestResponse) -> str:
         return response.get_data(as_text=True)
+
+
+def scan_all(db: Database) -> list[dict[str, Any]]:
+    """Every row of the table, strongly consistent, in key order: a snapshot to compare."""
+    rows: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"TableName": db.table, "ConsistentRead": True}
+    while True:
+        page = db.client.scan(**params)
+        rows.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(rows, key=lambda row: (row["PK"]["S"], row["SK"]["S"]))
+
+
+def create_v1_table(client: Any, name: str, **billing: Any) -> None:
+    """A table as v1 made it: PK/SK only, no index, no TTL (on demand unless told)."""
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "PK", "AttributeType": "S"},
+            {"AttributeName": "SK", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "PK", "KeyType": "HASH"},
+            {"AttributeName": "SK", "KeyType": "RANGE"},
+        ],
+        **(billing or {"BillingMode": "PAY_PER_REQUEST"}),
+    )

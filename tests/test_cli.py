@@ -11,9 +11,8 @@ import pytest
 from werkzeug.security import check_password_hash
 
 from store import keys, legacy
-from tests.auth_support import scan_all
 from tests.conftest import make_app
-from tests.helpers import WebClient
+from tests.helpers import WebClient, create_v1_table, scan_all
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 ALL_TYPES = {"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"}
@@ -65,18 +64,7 @@ def test_db_init_creates_a_missing_table_and_is_harmless_twice(ddb_client: Any):
 
 def test_db_init_upgrades_a_v1_table_without_touching_its_rows(ddb_client: Any):
     name = f"v1cli-{uuid.uuid4().hex[:10]}"
-    ddb_client.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "PK", "AttributeType": "S"},
-            {"AttributeName": "SK", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "PK", "KeyType": "HASH"},
-            {"AttributeName": "SK", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_v1_table(ddb_client, name)
     app = make_app(ddb_client, name)
     try:
         seeded = app.test_cli_runner().invoke(

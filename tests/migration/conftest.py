@@ -14,7 +14,7 @@ from werkzeug.security import generate_password_hash
 
 from store import legacy, migration
 from store.db import Database, build_client
-from tests.helpers import PASSWORD, is_moto
+from tests.helpers import PASSWORD, is_moto, scan_all
 
 FAST = migration.Settings(lease=30.0, budget=3.0, writers=4, segments=4)
 
@@ -71,17 +71,6 @@ def throttled(operation: str) -> ClientError:
         {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
         operation,
     )
-
-
-def scan_all(database: Database) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"TableName": database.table, "ConsistentRead": True}
-    while True:
-        page = database.client.scan(**params)
-        rows.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return rows
-        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def rows_with(database: Database, pk_prefix: str, sk_prefix: str = "") -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from store import keys, legacy, schema
 from store.db import Database
-from tests.auth_support import scan_all
+from tests.helpers import create_v1_table, scan_all
 
 V2_INDEXES = {keys.BY_USER_INDEX, keys.BY_CREATED_INDEX}
 
@@ -71,18 +71,7 @@ def v1_table(request: pytest.FixtureRequest, ddb_client: Any) -> Iterator[Databa
         if request.param == "on-demand"
         else {"ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}}
     )
-    ddb_client.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "PK", "AttributeType": "S"},
-            {"AttributeName": "SK", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "PK", "KeyType": "HASH"},
-            {"AttributeName": "SK", "KeyType": "RANGE"},
-        ],
-        **billing,
-    )
+    create_v1_table(ddb_client, name, **billing)
     ddb_client.get_waiter("table_exists").wait(
         TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
     )

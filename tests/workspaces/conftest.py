@@ -14,6 +14,7 @@ from store import accounts, keys
 from store import workspaces as store_workspaces
 from store.db import Database, n, now_iso, s
 from tests.helpers import WebClient
+from tests.helpers import scan_all as scan_table  # noqa: F401 - the name these tests use
 
 
 @dataclass
@@ -110,16 +111,3 @@ def team(person: PersonFactory, database: Database) -> Team:
     add_member(database, workspace_id, admin, "admin")
     add_member(database, workspace_id, member, "member")
     return Team(workspace_id, owner, admin, member, stranger)
-
-
-def scan_table(database: Database) -> list[dict[str, Any]]:
-    """Every row, sorted: a snapshot to compare before and after (tests only)."""
-    rows: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"TableName": database.table, "ConsistentRead": True}
-    while True:
-        page = database.client.scan(**params)
-        rows.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            break
-        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return sorted(rows, key=lambda row: (row["PK"]["S"], row["SK"]["S"]))
