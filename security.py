@@ -104,7 +104,8 @@ def set_headers(response: Response) -> Response:
     if current_app.config["APP_ENV"] != "development":
         headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
     # Anything shown to a signed-in person (their name is in every page's header), and any
-    # response that starts or ends a session, must not be kept by a browser or a proxy.
+    # response that starts or ends a session, must not be kept by a browser or a proxy;
+    # g.no_store covers the rest (an invite link opened while signed out).
     if g.get("no_store") or g.get("claims") or g.get("signed_in") or g.get("signed_out"):
         headers["Cache-Control"] = "no-store"
     nonce = getattr(g, "new_preauth_nonce", None)

@@ -140,7 +140,6 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
             return redirect(login_url(), 303 if request.method != "GET" else 302)
-        g.no_store = True
         return view(*args, **kwargs)
 
     wrapped.login_required = True  # type: ignore[attr-defined]

@@ -77,7 +77,6 @@ def workspace_view(
                 found = sessions.confirm_session(wanted)
             except sessions.SignedOut:
                 return _redirect_to_login()
-            g.no_store = True
             workspace_row, member_row = found[0], found[1]
             if workspace_row is None or member_row is None:
                 abort(404)

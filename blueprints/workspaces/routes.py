@@ -111,7 +111,6 @@ def accept_invite(token: str) -> Any:
     user = sessions.current_user()
     if user is None:
         return _private(redirect(url_for("auth.login", next=url_for(".invite", token=token)), 303))
-    g.no_store = True
     db = get_db()
     try:
         found = store_invites.accept(db, token, user_id=user.user_id, email=user.email)
