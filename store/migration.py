@@ -512,7 +512,6 @@ class Migration:
         self.lost = threading.Event()
         self.aborted = threading.Event()
         self.stop_beating = threading.Event()
-        self.started = monotonic()
 
     # The fence: copying continues only while a recent heartbeat proves the claim is ours.
     def check_fence(self) -> None:
