@@ -70,7 +70,7 @@ bench: setup ## Run the benchmarks (python -m bench)
 	$(BIN)/python -m bench
 
 stop: ## Stop the embedded database server started by `make run`
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m embedded_db stop instance; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.embedded_db stop instance; fi
 
 clean: stop ## Remove caches and test/bench output (keeps .venv, node_modules, instance/)
 	find . -path ./.venv -prune -o -path ./node_modules -prune -o \

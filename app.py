@@ -12,10 +12,7 @@ from typing import Any
 from flask import Flask
 
 import cli
-import errors
-import security
-import sessions
-import templating
+import web
 from config import ConfigError, load_config
 from store import db as store_db
 
@@ -43,10 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["DYNAMODB_ENDPOINT"] = _embedded_endpoint(Path(app.instance_path))
 
     store_db.init_app(app, client)
-    security.init_app(app)
-    sessions.init_app(app)
-    templating.init_app(app)
-    errors.init_app(app)
+    web.init_app(app)
     cli.init_app(app)
     register_blueprints(app)
     return app
@@ -80,7 +74,7 @@ def _development_secret(instance: Path) -> str:
 
 
 def _embedded_endpoint(instance: Path) -> str:
-    import embedded_db
+    from devtools import embedded_db
 
     server = embedded_db.ensure_embedded(instance)
     log.info("using embedded %s at %s", server.kind, server.endpoint)

@@ -6,7 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-import passwords
+from blueprints.auth import passwords
 from blueprints.migration.commands import migration_cli
 from store import legacy, schema
 from store.db import get_db

@@ -19,7 +19,7 @@ from typing import Any
 
 from werkzeug.security import generate_password_hash
 
-import embedded_db
+from devtools import embedded_db
 from store import batch, keys, legacy, migration, schema
 from store.db import Database, build_client
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,6 +89,17 @@ def build_client(
 
 def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
+
+
+def cancellation_reasons(exc: ClientError) -> list[str | None]:
+    """Why a transaction was cancelled, one code per action in the order they were sent
+    (``"None"`` for an action that was fine); empty for any other error."""
+    return [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+
+
+def new_id() -> str:
+    """A fresh id for anything v2 creates (users, workspaces, invites): 128 random bits."""
+    return uuid.uuid4().hex
 
 
 def s(value: str) -> dict[str, str]:

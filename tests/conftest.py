@@ -15,10 +15,14 @@ import pytest
 
 from store import schema
 from store.db import Database, build_client
-from tests.helpers import WebClient, is_moto
+from tests.support.app import TEST_SECRET, make_app
+from tests.support.helpers import WebClient
 
-TEST_SECRET = "test-secret-" + "x" * 40
-pytest_plugins = ["tests.live_fixtures"]
+pytest_plugins = [
+    "tests.support.live_fixtures",
+    "tests.support.migration",
+    "tests.support.workspaces",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,7 +65,7 @@ def local_endpoint(backend: str) -> Iterator[str | None]:
     if backend != "local":
         yield None
         return
-    import embedded_db
+    from devtools import embedded_db
 
     server = embedded_db.start_dynamodb_local(None)
     try:
@@ -104,25 +108,6 @@ def table_name(ddb_client: Any) -> Iterator[str]:
 @pytest.fixture
 def database(ddb_client: Any, table_name: str) -> Database:
     return Database(client=ddb_client, table=table_name)
-
-
-def make_app(ddb_client: Any, table_name: str, **overrides: Any) -> Any:
-    from app import create_app
-
-    config = {
-        "TESTING": True,
-        "DYNAMODB_CLIENT": ddb_client,
-        "DYNAMODB_TABLE": table_name,
-        "DYNAMODB_EMBEDDED": False,
-        # Cheap hashing keeps the suite fast; test_passwords checks the production method.
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-        # moto copies the whole table inside every transaction without a lock, so parallel
-        # migration writers crash it (its FAQ: not concurrency-safe); DynamoDB Local runs
-        # them in parallel.
-        "MIGRATION_WRITERS": 1 if is_moto(ddb_client) else 4,
-        **overrides,
-    }
-    return create_app(config)
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from werkzeug.security import check_password_hash
 
 from store import keys, legacy
-from tests.conftest import make_app
-from tests.helpers import WebClient, create_v1_table, scan_all
+from tests.support.app import make_app
+from tests.support.helpers import WebClient, create_v1_table, scan_all
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 ALL_TYPES = {"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"}

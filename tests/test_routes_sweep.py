@@ -24,14 +24,14 @@ from werkzeug.routing import IntegerConverter, Rule
 from werkzeug.security import generate_password_hash
 
 from store import keys, legacy
-from tests.auth_support import (
+from tests.support.auth import (
     ACCESS_COOKIE,
     CSRF_COOKIE,
     assert_html_security_headers,
     scan_all,
     set_access_cookie,
 )
-from tests.helpers import WebClient
+from tests.support.helpers import WebClient
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 # Every field name a form in the app uses, so a request that skipped the CSRF check would
@@ -338,7 +338,7 @@ def test_no_get_or_head_changes_anything_and_every_page_is_safe(world: World):
 
 def test_get_routes_work_in_production_mode_too(ddb_client: Any, table_name: str):
     """HSTS and Secure cookies on every HTML page; nothing breaks with production settings."""
-    from tests.conftest import make_app
+    from tests.support.app import make_app
 
     app = make_app(
         ddb_client,

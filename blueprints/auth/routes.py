@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request
 
-import passwords
-import sessions
-from security import preauth_csrf_valid, safe_next
+from blueprints.auth import passwords
 from store import accounts
 from store.db import get_db
+from web import sessions
+from web.security import preauth_csrf_valid, safe_next
 
 from . import forms
 

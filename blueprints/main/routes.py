@@ -5,10 +5,10 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import Blueprint, jsonify, redirect, render_template, url_for
 
-import sessions
 from store import accounts
 from store import workspaces as store_workspaces
 from store.db import get_db
+from web import sessions
 
 bp = Blueprint("main", __name__)
 

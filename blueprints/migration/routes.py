@@ -13,10 +13,10 @@ from flask import (
     url_for,
 )
 
-import sessions
-from security import safe_next
 from store import accounts, migration, workspaces
 from store.db import get_db
+from web import sessions
+from web.security import safe_next
 
 from . import runner
 

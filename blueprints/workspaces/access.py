@@ -17,12 +17,12 @@ from typing import Any
 
 from flask import abort, current_app, g, redirect, request
 
-import sessions
-from errors import render_error
 from store import keys
 from store import settings as store_settings
 from store import workspaces as store_workspaces
 from store.db import RawItem
+from web import sessions
+from web.errors import render_error
 
 # Ids are uuid4 hex for everything v2 makes, but v1 item ids are kept as they were, so only
 # what can never be a stored id (control characters, absurd lengths) is refused up front,

@@ -22,7 +22,7 @@ bp = Blueprint("workspaces", __name__)
 # /invite/<token> (also URL-encoded, as in ?next=%2Finvite%2F<token>).
 _TOKEN_IN_PATH = re.compile(r"((?:/|%2F)invite(?:/|%2F))[A-Za-z0-9_\-]{8,}", re.IGNORECASE)
 # Loggers that write request paths: the dev server, gunicorn, our error handler, Flask's.
-_PATH_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "errors", "flask.app")
+_PATH_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "web.errors", "flask.app")
 
 
 def redact(message: str) -> str:

@@ -7,12 +7,12 @@ from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
-from security import safe_next
 from store import items as store_items
 from store import keys
 from store import settings as store_settings
 from store.accounts import get_account
 from store.db import get_db
+from web.security import safe_next
 
 from . import cursor, forms
 from .access import not_found, workspace_view

@@ -12,12 +12,12 @@ from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
-import mail
 from store import invites as store_invites
 from store import keys
 from store import workspaces as store_workspaces
 from store.accounts import find_by_email
 from store.db import get_db
+from web import mail
 
 from . import forms
 from .access import not_found, workspace_view

@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import current_app, flash, g, redirect, render_template, request, url_for
 
-import sessions
 from store import accounts, keys
 from store import invites as store_invites
 from store import workspaces as store_workspaces
 from store.db import get_db, text
+from web import sessions
 
 from . import forms, items, members, settings  # noqa: F401 - they register their views
 from .access import workspace_view

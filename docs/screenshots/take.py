@@ -19,9 +19,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-import embedded_db  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from tests.live_server import LiveServer  # noqa: E402
+from devtools import embedded_db  # noqa: E402
+from devtools.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from devtools.live_server import LiveServer  # noqa: E402
 
 SEEDED = re.compile(r"^\s+(\S+@\S+)\s+(.+?)\s{2,}(owner|admin|member)\s*$", re.M)
 DESKTOP = {"width": 1280, "height": 860}

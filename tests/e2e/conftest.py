@@ -18,35 +18,23 @@ adds the tail of each server's log).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.live_fixtures import SERVERS
-from tests.live_server import LiveServer
+from devtools.browser import CHROMIUM, CHROMIUM_ARGS
+from devtools.live_server import LiveServer
+from tests.support.browser import PageFactory
+from tests.support.live_fixtures import SERVERS
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page, Playwright
+    from playwright.sync_api import Browser, Page, Playwright
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 RESULTS = ROOT / "test-results"
-CHROMIUM = Path("/usr/bin/chromium")
-# The flags known to work on these machines (no outside network); Playwright adds --headless
-# and its own empty --user-data-dir.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-DEFAULT_TIMEOUT_MS = 10_000
 
 _PAGES = pytest.StashKey["PageFactory"]()
 
@@ -97,55 +85,6 @@ def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     )
     yield instance
     instance.close()
-
-
-@dataclass
-class PageFactory:
-    """Call it for a page in a new browser context (a separate person)."""
-
-    browser: Browser
-    default_base_url: Callable[[], str | None]
-    contexts: list[BrowserContext] = field(default_factory=list)
-    pages: list[Page] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-
-    def __call__(self, *, base_url: str | None = None, **context_options: Any) -> Page:
-        base = base_url or self.default_base_url()
-        if base:
-            context_options.setdefault("base_url", base)
-        context = self.browser.new_context(**context_options)
-        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
-        self.contexts.append(context)
-        page = context.new_page()
-        page.on("dialog", self._on_dialog)
-        page.on("pageerror", lambda error: self.page_errors.append(f"{page.url}: {error}"))
-        self.pages.append(page)
-        return page
-
-    def _on_dialog(self, dialog: Any) -> None:
-        self.dialogs.append(f"{dialog.type}: {dialog.message}")
-        dialog.dismiss()
-
-    def screenshot_all(self, folder: Path, name: str) -> list[Path]:
-        saved = []
-        folder.mkdir(parents=True, exist_ok=True)
-        open_pages = [page for page in self.pages if not page.is_closed()]
-        for number, page in enumerate(open_pages, start=1):
-            path = folder / (f"{name}.png" if number == 1 else f"{name}-page{number}.png")
-            try:
-                page.screenshot(path=str(path), full_page=True, timeout=5_000)
-            except Exception:  # noqa: S112 - a failed screenshot must not hide the failure
-                continue
-            saved.append(path)
-        return saved
-
-    def close(self) -> None:
-        for context in self.contexts:
-            try:
-                context.close()
-            except Exception:  # noqa: S110 - the browser may already be gone
-                pass
 
 
 @pytest.fixture

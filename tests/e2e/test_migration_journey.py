@@ -1,7 +1,7 @@
 """The first sign-in of a v1 user in Chromium: "Preparing your workspace", a progress bar that
 moves, and then the page that was asked for (PRODUCT.md promise 9, R20), with JavaScript and
 without it. The app runs under gunicorn behind the fault proxy, whose slowed copy transactions
-(tests.faults.COPIES: the migration copies up to 99 rows per TransactWriteItems) keep the
+(tests.support.faults.COPIES: the migration copies up to 99 rows per TransactWriteItems) keep the
 preparing page on screen long enough to look at."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Page, expect
 
+from devtools.live_server import LiveServer
 from store import migration
-from tests.e2e.conftest import PageFactory
-from tests.faults import COPIES, FaultProxy
-from tests.live_server import LiveServer
+from tests.support.browser import PageFactory
+from tests.support.faults import COPIES, FaultProxy
 
 ASKED = "/workspaces?from=first-sign-in"
 MIGRATION_TIMEOUT_MS = 60_000

@@ -10,8 +10,8 @@ import uuid
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import PageFactory
-from tests.live_server import LiveServer
+from devtools.live_server import LiveServer
+from tests.support.browser import PageFactory
 
 PASSWORD = "a long enough test password"
 MIGRATION_TIMEOUT_MS = 60_000

@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from store import keys, legacy, schema
 from store.db import Database
-from tests.helpers import create_v1_table, scan_all
+from tests.support.helpers import create_v1_table, scan_all
 
 V2_INDEXES = {keys.BY_USER_INDEX, keys.BY_CREATED_INDEX}
 

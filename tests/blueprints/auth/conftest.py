@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.auth_support import Person, register
+from tests.support.auth import Person, register
 
 
 @pytest.fixture

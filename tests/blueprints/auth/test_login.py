@@ -11,7 +11,7 @@ from werkzeug.security import generate_password_hash
 
 from blueprints.auth.routes import SIGN_IN_FAILED
 from store import accounts, keys
-from tests.auth_support import (
+from tests.support.auth import (
     ACCESS_COOKIE,
     CSRF_COOKIE,
     PREAUTH_COOKIE,
@@ -28,7 +28,7 @@ from tests.auth_support import (
     spy_on_hashing,
     stored_hash,
 )
-from tests.helpers import WebClient
+from tests.support.helpers import WebClient
 
 # Django's URLHasAllowedHostAndSchemeTests.test_bad_urls, plus encoded and spaced variants.
 BAD_NEXT = [

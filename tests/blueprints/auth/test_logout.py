@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from store import keys
-from tests.auth_support import (
+from tests.support.auth import (
     ACCESS_COOKIE,
     CSRF_COOKIE,
     Person,
@@ -19,7 +19,7 @@ from tests.auth_support import (
     set_cookies,
     signed_in,
 )
-from tests.helpers import WebClient
+from tests.support.helpers import WebClient
 
 
 def test_signing_out_clears_the_cookies_and_revokes_the_session(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from store import keys
-from tests.auth_support import (
+from tests.support.auth import (
     ACCESS_COOKIE,
     Person,
     auth_cookies_set,
@@ -18,7 +18,7 @@ from tests.auth_support import (
     stored_hash,
     user_id_for,
 )
-from tests.helpers import PASSWORD, WebClient
+from tests.support.helpers import PASSWORD, WebClient
 
 EXISTING_EMAIL_MESSAGE = "This e-mail address cannot be used for a new account"
 

@@ -1,0 +1,258 @@
+"""The first signed-in page load: the preparing page, progress, return path and access."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+
+from store import batch, keys, migration
+from tests.support.helpers import WebClient
+from tests.support.migration import (
+    hooked,
+    is_copy,
+    rows_with,
+    scan_all,
+    throttled,
+    user_id_of,
+    wait_for,
+)
+
+
+def finish(web: WebClient, next_path: str = "/") -> dict[str, Any]:
+    """Poll the progress endpoint like the page's script does, until it reports done."""
+    return wait_for(
+        lambda: (r := web.get(f"/preparing/progress?next={next_path}").json)["done"] and r
+    )
+
+
+def test_a_fresh_install_never_shows_the_preparing_page(web, database):
+    web.register("first@example.com")
+
+    response = web.get("/")
+
+    assert response.status_code == 200
+    assert "Preparing your workspace" not in web.text(response)
+    flag = migration.read_flag(database)
+    assert flag is not None and (flag.items, flag.settings, flag.members) == (0, 0, 0)
+    assert flag.workspace_id is None
+    assert not [r for r in scan_all(database) if r.get("origin") == {"S": "v1-migration"}]
+
+
+def test_first_sign_in_shows_the_preparing_page_then_returns_to_the_page_asked_for(
+    web, database, seed
+):
+    accounts = seed(items=40)
+    web.login(accounts[0].email)
+
+    response = web.get("/?view=mine")
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/preparing?next=/?view%3Dmine"
+    page = web.get(response.headers["Location"])
+    if page.status_code == 200:  # it may already be done on a fast machine
+        html = web.text(page)
+        assert "Preparing your workspace" in html
+        assert re.search(r'<meta http-equiv="refresh" content="\d+">', html)
+        assert "preparing.js" in html
+        assert "<progress" in html
+        assert "items copied" in html and "built-in method" not in html
+    done = finish(web, "/?view%3Dmine")
+    assert done["next"] == "/?view=mine"
+    assert web.get("/preparing?next=/?view%3Dmine").headers["Location"] == "/?view=mine"
+    assert migration.read_flag(database).items == 40
+
+
+@pytest.mark.parametrize(
+    "bad_next",
+    [
+        "//evil.example",
+        "https://evil.example/",
+        "/\\evil.example",
+        "\\\\evil",
+        "javascript:x",
+        "http:/\\/evil.example",
+        " //evil.example",
+        "\x08//evil.example",
+    ],
+)
+def test_the_preparing_page_only_ever_returns_to_a_same_site_path(web, seed, bad_next):
+    accounts = seed(items=5)
+    web.login(accounts[0].email)
+    web.get("/")
+    finish(web)
+
+    response = web.client.get("/preparing", query_string={"next": bad_next})
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    progress = web.client.get("/preparing/progress", query_string={"next": bad_next}).json
+    assert progress["next"] == "/"
+
+
+def test_signed_out_visitors_are_not_sent_to_the_preparing_page(web, seed, database):
+    seed(items=5)
+
+    response = web.get("/")
+
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    assert migration.read_claim(database) is None
+
+
+def test_v1_members_keep_their_roles_and_the_first_signer_in_gains_nothing(web, database, seed):
+    accounts = seed(items=5, members=3)  # owner, admin, member; plus one non-member account
+    outsider = next(a for a in accounts if a.role is None)
+    web.login(outsider.email)
+
+    web.get("/")
+    finish(web)
+
+    flag = migration.read_flag(database)
+    members = {
+        r["SK"]["S"].removeprefix("MEMBER#"): r["role"]["S"]
+        for r in rows_with(database, f"WORKSPACE#{flag.workspace_id}", "MEMBER#")
+    }
+    assert user_id_of(database, outsider.email) not in members
+    expected = {user_id_of(database, a.email): a.role for a in accounts if a.role}
+    assert members == expected
+    assert flag.migrated_by == user_id_of(database, outsider.email)  # audit says who
+
+
+def test_once_a_process_has_seen_the_flag_the_check_costs_no_dynamodb_call(
+    web, app, database, seed
+):
+    accounts = seed(items=5)
+    web.login(accounts[0].email)
+    web.get("/")
+    finish(web)
+    client = app.extensions["db"].client
+    flag_reads: list[dict[str, Any]] = []
+    claim_reads: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == keys.migration_flag():
+            flag_reads.append(params)
+        if params.get("Key") == keys.migration_claim():
+            claim_reads.append(params)
+
+    with hooked(client, "provide-client-params.dynamodb.GetItem", record):
+        for _ in range(50):
+            response = web.get("/")
+            assert response.status_code in (200, 302)
+            assert not response.headers.get("Location", "").startswith("/preparing")
+
+    assert flag_reads == [] and claim_reads == []
+
+
+def test_progress_never_goes_down_and_the_user_lands_where_they_were_going(
+    web, database, seed, monkeypatch, app
+):
+    accounts = seed(items=400)
+    client = app.extensions["db"].client
+    original = client.transact_write_items
+
+    def slow(**params: Any) -> Any:
+        time.sleep(0.01)
+        return original(**params)
+
+    def small_pages(params: dict[str, Any], **_: Any) -> None:
+        if "FilterExpression" in params and "Select" not in params:
+            params["Limit"] = 20  # many pages, so progress is published many times
+
+    monkeypatch.setattr(client, "transact_write_items", slow)
+    app.config["MIGRATION_LEASE_SECONDS"] = 0.9  # heartbeats every 0.3 s publish progress
+    web.login(accounts[0].email)
+    seen: list[int] = []
+    with hooked(client, "provide-client-params.dynamodb.Scan", small_pages):
+        web.get("/")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            progress = web.get("/preparing/progress?next=/").json
+            if progress["done"]:
+                break
+            seen.append(progress["items"])
+            time.sleep(0.05)
+
+    assert progress["done"] and progress["next"] == "/"
+    assert seen == sorted(seen)
+    assert len(set(seen)) > 1, "the progress never moved while it was polled"
+    assert migration.read_flag(database).items == 400
+
+
+def test_throttling_shows_a_clear_retrying_page_and_a_later_request_finishes(
+    web, app, database, seed, monkeypatch
+):
+    accounts = seed(items=60)
+    monkeypatch.setattr(batch, "_sleep", lambda _s: None)
+    app.config["MIGRATION_BUDGET_SECONDS"] = 0.2
+    client = app.extensions["db"].client
+    original = client.transact_write_items
+
+    def throttle_copies(**params: Any) -> Any:
+        if is_copy(params):
+            raise throttled("TransactWriteItems")
+        return original(**params)
+
+    monkeypatch.setattr(client, "transact_write_items", throttle_copies)
+    web.login(accounts[0].email)
+    web.get("/")
+    wait_for(lambda: (c := migration.read_claim(database)) and c.state == "waiting")
+
+    page = web.get("/preparing?next=/")
+    assert migration.read_flag(database) is None
+    monkeypatch.setattr(client, "transact_write_items", original)
+
+    assert page.status_code == 503 and page.headers["Retry-After"]
+    assert "retrying automatically" in web.text(page)
+    finish(web)
+    flag = migration.read_flag(database)
+    assert flag.items == 60
+    assert len([r for r in scan_all(database) if r["SK"]["S"] == "WORKSPACE"]) == 1
+
+
+def test_the_audit_page_shows_who_when_and_counts_to_owners_only(web, other_web, seed):
+    accounts = seed(items=12, settings=5, members=3)
+    owner = next(a for a in accounts if a.role == "owner")
+    member = next(a for a in accounts if a.role == "member")
+    web.login(owner.email)
+    web.get("/")
+    finish(web)
+
+    page = web.get("/migration")
+
+    assert page.status_code == 200
+    html = web.text(page)
+    assert owner.name in html and "Items copied" in html and ">12<" in html
+    other_web.login(member.email)
+    assert other_web.get("/migration").status_code == 403
+
+
+def test_while_another_server_holds_the_claim_the_page_shows_its_progress(web, database, seed):
+    accounts = seed(items=30)
+    run = migration.try_acquire(
+        database, "elsewhere", migration.ClaimObserver(), lease=30, segments=1
+    )
+    holder = migration.Migration(database, run, migration.Settings(lease=30, segments=1))
+    holder.progress.page_done(0, 12, {"PK": {"S": "ITEM#x"}, "SK": {"S": "ITEM"}})
+    assert holder.heartbeat()
+    web.login(accounts[0].email)
+
+    page = web.get("/preparing?next=/")
+
+    assert page.status_code == 200
+    html = web.text(page)
+    assert "12 items copied so far." in html
+    assert "built-in method" not in html
+    claim_reads: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == keys.migration_claim():
+            claim_reads.append(params)
+
+    with hooked(database.client, "provide-client-params.dynamodb.GetItem", record):
+        progress = web.get("/preparing/progress?next=/").json
+    assert progress["done"] is False and progress["items"] == 12
+    assert len(claim_reads) == 1  # the poll and the takeover check share one read
+    assert migration.read_claim(database).owner == run.run_id  # nobody took over a live claim

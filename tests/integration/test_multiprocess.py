@@ -1,0 +1,796 @@
+"""The migration's promises with real server processes: gunicorn workers, crashes, pauses.
+
+Each test runs the app under gunicorn (tests/live_server.py) against DynamoDB Local through
+the fault proxy (tests/faults.py), so injected faults reach every worker process, and drives
+it over HTTP like a browser without JavaScript would (the preparing page's meta refresh,
+sped up). test_engine.py and test_gate.py show the same promises in one process with botocore
+hooks; these show they hold when several processes share one table, when a holder is killed
+or paused, and end to end over HTTP. The migration copies with fenced TransactWriteItems
+(store/migration.py), so faults target ``COPIES``: the claim, takeover and flag transactions
+pass untouched. Leases are short (2-3 s) to keep each test quick; every wait is on a
+condition with a generous timeout, never on a timing.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import random
+import re
+import signal
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.message import Message
+from html import unescape
+from typing import Any, TypeVar
+
+import pytest
+from botocore.exceptions import ClientError
+from werkzeug.security import generate_password_hash
+
+from devtools.live_server import LiveServer
+from store import keys, legacy, migration, schema
+from store.db import Database, build_client
+from tests.support.faults import (
+    CANCELLED,
+    COPIES,
+    PROVISIONED,
+    THROTTLING,
+    Answer,
+    FaultProxy,
+    copied_keys,
+)
+from tests.support.helpers import PASSWORD
+from tests.support.migration import scan_all, user_id_of, wait_for
+
+pytestmark = [pytest.mark.local_only("runs gunicorn against DynamoDB Local"), pytest.mark.slow]
+
+V1_HASH = generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")  # v1's kind of hash, cheap
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]*)"')
+PREPARING = "Preparing your workspace"
+T = TypeVar("T")
+
+
+# --- a browser without JavaScript, on the standard library ---------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Message
+    text: str
+
+    @property
+    def location(self) -> str:
+        return self.headers.get("Location", "")
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the test sees every redirect and decides what to follow
+
+
+class Visitor:
+    """One person: their own cookies; redirects are returned, not followed."""
+
+    def __init__(self, base_url: str, jar: http.cookiejar.CookieJar | None = None) -> None:
+        self.base_url = base_url
+        self.jar = jar if jar is not None else http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), _KeepRedirects()
+        )
+
+    def get(self, path: str) -> Reply:
+        return self._open(urllib.request.Request(self.base_url + path))  # noqa: S310 - http
+
+    def post(self, path: str, fields: dict[str, str]) -> Reply:
+        data = urllib.parse.urlencode(fields).encode()
+        request = urllib.request.Request(  # noqa: S310 - our own http:// server
+            self.base_url + path, data=data, method="POST"
+        )
+        return self._open(request)
+
+    def _open(self, request: urllib.request.Request) -> Reply:
+        try:
+            with self.opener.open(request, timeout=60) as response:
+                return Reply(response.status, response.headers, response.read().decode())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return Reply(exc.code, exc.headers, exc.read().decode(errors="replace"))
+
+    def _form_token(self, path: str) -> str:
+        page = self.get(path)
+        match = CSRF_FIELD.search(page.text)
+        assert match, f"no CSRF field on {path} ({page.status})"
+        return unescape(match.group(1))
+
+    def login(self, email: str, password: str = PASSWORD) -> None:
+        token = self._form_token("/login")
+        reply = self.post("/login", {"email": email, "password": password, "csrf_token": token})
+        assert reply.status == 303, f"sign-in of {email} failed: {reply.status} {reply.text[:300]}"
+
+    def register(self, email: str, name: str, password: str = PASSWORD) -> None:
+        token = self._form_token("/register")
+        fields = {"email": email, "name": name, "password": password, "csrf_token": token}
+        reply = self.post("/register", fields)
+        assert reply.status in (302, 303), f"registration failed: {reply.status}"
+
+    def progress(self, next_path: str = "/") -> dict[str, Any]:
+        reply = self.get("/preparing/progress?next=" + urllib.parse.quote(next_path, safe="/"))
+        assert reply.status == 200, reply.status
+        return reply.json()
+
+
+def preparing_url(asked: str) -> str:
+    return "/preparing?next=" + urllib.parse.quote(asked, safe="/")
+
+
+def sent_to_preparing(reply: Reply, asked: str) -> bool:
+    """Whether ``reply`` sends the visitor to the preparing page, to come back to ``asked``."""
+    if reply.status != 303 or not reply.location.startswith("/preparing?"):
+        return False
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(reply.location).query)
+    assert query.get("next") == [asked], f"{reply.location} would not return to {asked}"
+    return True
+
+
+def follow_preparing(
+    visitor: Visitor, preparing: str, asked: str, *, timeout: float = 90.0, pause: float = 0.2
+) -> list[int]:
+    """Reload the preparing page until the app sends the visitor on; that must be to ``asked``.
+    Returns the statuses of the preparing pages seen (200, or 503 while retrying)."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = visitor.get(preparing)
+        if reply.status in (301, 302, 303):
+            assert reply.location == asked, f"sent to {reply.location!r}, asked for {asked!r}"
+            return seen
+        assert reply.status in (200, 503), f"{reply.status}: {reply.text[:300]}"
+        assert PREPARING in reply.text
+        seen.append(reply.status)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still preparing after {timeout}s (statuses {seen[-5:]})")
+        time.sleep(pause)
+
+
+def arrive(visitor: Visitor, asked: str, *, timeout: float = 90.0) -> bool:
+    """Ask for a signed-in page; follow the preparing page if sent there; end on the page.
+    True if the visitor was sent to the preparing page."""
+    first = visitor.get(asked)
+    detour = sent_to_preparing(first, asked)
+    if detour:
+        follow_preparing(visitor, first.location, asked, timeout=timeout)
+    else:
+        assert first.status == 200, f"{asked}: {first.status} {first.location}"
+    final = visitor.get(asked)
+    assert final.status == 200, f"{asked} answered {final.status} {final.location}"
+    assert PREPARING not in final.text
+    return detour
+
+
+# --- servers, data and checks --------------------------------------------------------------
+
+
+def server_env(proxy: FaultProxy, *, lease: float, **more: str) -> dict[str, str]:
+    """Send the app (every worker and its CLI) through the proxy; keep the lease short."""
+    return {"DYNAMODB_ENDPOINT": proxy.url, "MIGRATION_LEASE_SECONDS": str(lease), **more}
+
+
+def seed_v1(
+    db: Database, *, items: int, settings: int = 5, members: int = 4, seed: int = 7
+) -> list[legacy.SeededAccount]:
+    """A v1 data set written straight to DynamoDB Local (no faults); its accounts' password
+    is tests.support.helpers.PASSWORD."""
+    rows, accounts = legacy.build_dataset(items, settings, members, V1_HASH, seed=seed)
+    legacy.write_rows(db, rows)
+    return accounts
+
+
+def parallel(function: Callable[[int], T], count: int) -> list[T]:
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(function, range(count)))
+
+
+def workspace_rows(db: Database) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in scan_all(db)
+        if r["PK"]["S"].startswith(keys.WORKSPACE_PREFIX) and r["SK"]["S"] == keys.WORKSPACE_SK
+    ]
+
+
+def rows_of(db: Database, workspace_id: str) -> dict[str, dict[str, Any]]:
+    """The rows of one workspace's partition, by sort key."""
+    found = db.query_all(
+        KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": keys.workspace_pk(workspace_id)}},
+        ConsistentRead=True,
+    )
+    return {r["SK"]["S"]: r for r in found}
+
+
+def assert_migrated_exactly_once(db: Database, counts: tuple[int, int, int]) -> migration.Flag:
+    """One flag, one workspace (origin v1-migration, the flag's), and in it one identical
+    copy of every v1 item, setting and member (roles kept); flag counts equal v1 counts."""
+    flag = migration.read_flag(db)
+    assert flag is not None, "no V2_COMPLETE flag"
+    workspaces = workspace_rows(db)
+    assert len(workspaces) == 1, f"{len(workspaces)} workspaces: {workspaces}"
+    assert workspaces[0]["origin"] == {"S": migration.ORIGIN}
+    assert workspaces[0]["PK"]["S"] == keys.workspace_pk(flag.workspace_id or "")
+
+    rows = scan_all(db)
+    v1_items = {
+        r["PK"]["S"].removeprefix(keys.V1_ITEM_PREFIX): r
+        for r in rows
+        if r["PK"]["S"].startswith(keys.V1_ITEM_PREFIX) and r["SK"]["S"] == keys.V1_ITEM_SK
+    }
+    v1_settings = {r["SK"]["S"]: r for r in rows if r["PK"]["S"] == keys.V1_SETTINGS_PK}
+    v1_members = {r["SK"]["S"]: r for r in rows if r["PK"]["S"] == keys.V1_MEMBERS_PK}
+    assert (len(v1_items), len(v1_settings), len(v1_members)) == counts
+    assert (flag.items, flag.settings, flag.members) == counts
+
+    v2 = rows_of(db, flag.workspace_id or "")
+    v2_items = {sk.removeprefix("ITEM#"): r for sk, r in v2.items() if sk.startswith("ITEM#")}
+    v2_settings = {sk.removeprefix("SET#"): r for sk, r in v2.items() if sk.startswith("SET#")}
+    v2_members = {sk.removeprefix("MEMBER#"): r for sk, r in v2.items() if sk.startswith("MEMBER#")}
+    assert v2_items.keys() == v1_items.keys()
+    assert v2_settings.keys() == v1_settings.keys()
+    assert v2_members.keys() == v1_members.keys(), "members are exactly the v1 members"
+    different = [i for i, row in v1_items.items() if not migration.same_data(row, v2_items[i])]
+    assert not different, f"{len(different)} items differ from v1, e.g. {different[:3]}"
+    for name, row in v1_settings.items():
+        assert migration.same_data(row, v2_settings[name]), name
+    for user_id, row in v1_members.items():
+        assert v2_members[user_id]["role"] == row["role"]
+    claim = migration.read_claim(db)
+    assert claim is not None and claim.state == migration.STATE_COMPLETE
+    assert claim.workspace_id == flag.workspace_id
+    return flag
+
+
+def brief(answers: Iterable[Answer]) -> list[tuple[int, str | None, tuple[str, ...]]]:
+    """Answers for a failure message: status, code and the first cancellation reason."""
+    return [(a.status, a.code, a.reasons[:1]) for a in answers]
+
+
+def wait_for_claim(db: Database, predicate: Callable[[migration.Claim], bool]) -> migration.Claim:
+    def check() -> migration.Claim | None:
+        claim = migration.read_claim(db)
+        return claim if claim is not None and predicate(claim) else None
+
+    return wait_for(check, timeout=60, step=0.05)
+
+
+def run_ended(server: LiveServer, run_id: str, timeout: float = 60.0) -> str:
+    """The server log's line saying how migration run ``run_id`` ended (it logs exactly one
+    when its copy threads and heartbeat have all stopped)."""
+    pattern = re.compile(
+        rf"migration run {re.escape(run_id)} (stopped|failed|out of budget|crashed)"
+    )
+
+    def ended() -> str | None:
+        match = pattern.search(server.log_tail(2_000_000))
+        return match.group(0) if match else None
+
+    try:
+        return wait_for(ended, timeout=timeout, step=0.1)
+    except AssertionError:
+        raise AssertionError(
+            f"run {run_id} logged no end within {timeout}s\n{server.log_tail()}"
+        ) from None
+
+
+# --- the proxy itself ----------------------------------------------------------------------
+
+
+def test_the_fault_proxy_targets_copies_throttles_cancels_splits_batches_and_holds_calls(
+    fault_proxy: FaultProxy, local_endpoint: str
+) -> None:
+    client = build_client(endpoint=fault_proxy.url, region="us-east-1", local_credentials=True)
+    direct = Database(
+        client=build_client(endpoint=local_endpoint, region="us-east-1", local_credentials=True),
+        table=f"proxy-{uuid.uuid4().hex[:8]}",
+    )
+    schema.ensure_table(client, direct.table, poll=0.05)
+    fence = {**keys.migration_fence(0), "owner": {"S": "run-a"}}
+
+    def row(pk: str) -> dict[str, Any]:
+        return {"PK": {"S": pk}, "SK": {"S": "X"}}
+
+    def copy(*pks: str) -> list[dict[str, Any]]:
+        """A migration copy's shape: the fence check, then the Puts."""
+        check = {
+            "ConditionCheck": {
+                "TableName": direct.table,
+                "Key": keys.migration_fence(0),
+                "ConditionExpression": "#owner = :me",
+                "ExpressionAttributeNames": {"#owner": "owner"},
+                "ExpressionAttributeValues": {":me": {"S": "run-a"}},
+            }
+        }
+        return [check, *({"Put": {"TableName": direct.table, "Item": row(pk)}} for pk in pks)]
+
+    def claim_like(sk: str) -> list[dict[str, Any]]:
+        """A claim or flag transaction's shape: Puts on MIGRATION rows, no fence check."""
+        item = {"PK": {"S": "MIGRATION"}, "SK": {"S": sk}}
+        return [
+            {"Put": {"TableName": direct.table, "Item": item}},
+            {"Put": {"TableName": direct.table, "Item": fence}},
+        ]
+
+    def landed(pk: str) -> bool:
+        return direct.get(row(pk), consistent=True) is not None
+
+    try:
+        # Partial success: the signature of the rewritten body is not checked by DynamoDB
+        # Local, so the forwarded share lands and the rest comes back as UnprocessedItems.
+        fault_proxy.unprocessed("BatchWriteItem", keep=0.4, times=1)
+        requests = [{"PutRequest": {"Item": row(f"P#{i}")}} for i in range(10)]
+        answer = client.batch_write_item(RequestItems={direct.table: requests})
+        left = answer["UnprocessedItems"][direct.table]
+        stored = direct.client.scan(TableName=direct.table, ConsistentRead=True)["Items"]
+        assert len(left) == 6 and len(stored) == 4
+        assert sorted(r["PK"]["S"] for r in stored + [q["PutRequest"]["Item"] for q in left]) == (
+            sorted(q["PutRequest"]["Item"]["PK"]["S"] for q in requests)
+        )
+        assert client.batch_write_item(RequestItems={direct.table: left})["UnprocessedItems"] == {}
+        assert fault_proxy.partial() == 1 and fault_proxy.count("BatchWriteItem") == 2
+
+        # Throttling: a DynamoDB error body botocore understands, retried, then raised.
+        for code in (THROTTLING, PROVISIONED):
+            fault_proxy.throttle("PutItem", after=1, code=code)
+            client.put_item(TableName=direct.table, Item={"PK": {"S": "T"}, "SK": {"S": "1"}})
+            with pytest.raises(ClientError) as raised:
+                client.put_item(TableName=direct.table, Item={"PK": {"S": "T"}, "SK": {"S": "2"}})
+            assert raised.value.response["Error"]["Code"] == code
+            assert fault_proxy.throttled("PutItem") == 3  # botocore's three attempts
+        fault_proxy.clear("PutItem")
+        client.put_item(TableName=direct.table, Item={"PK": {"S": "T"}, "SK": {"S": "3"}})
+
+        # Faults on COPIES reach copy transactions only: a claim-like one passes untouched.
+        client.transact_write_items(TransactItems=claim_like("CLAIM"))
+        fault_proxy.throttle(COPIES, code=PROVISIONED)
+        with pytest.raises(ClientError) as raised:
+            client.transact_write_items(TransactItems=copy("C#1", "C#2"))
+        assert raised.value.response["Error"]["Code"] == PROVISIONED
+        client.transact_write_items(TransactItems=claim_like("V2_COMPLETE"))
+        assert fault_proxy.throttled(COPIES) == 3 and fault_proxy.count(COPIES) == 3
+        assert fault_proxy.count("TransactWriteItems") == 5
+        assert not landed("C#1") and direct.get(keys.migration_flag(), consistent=True)
+
+        # Cancelling: one reason per action, parsed by botocore into the error response
+        # exactly where the app reads them; not retried; nothing written; `each` lets a
+        # request through after that many cancellations of the same body.
+        fault_proxy.clear(COPIES)
+        fault_proxy.cancel(
+            COPIES, reasons=("None", "ThrottlingError", "TransactionConflict"), each=2
+        )
+        for _ in range(2):
+            with pytest.raises(ClientError) as raised:
+                client.transact_write_items(TransactItems=copy("C#1", "C#2", "C#3", "C#4"))
+            response = raised.value.response
+            assert response["Error"]["Code"] == "TransactionCanceledException"
+            assert [r["Code"] for r in response["CancellationReasons"]] == [
+                "None",
+                "ThrottlingError",
+                "TransactionConflict",
+                "None",
+                "ThrottlingError",
+            ]
+            assert "Message" not in response["CancellationReasons"][0]
+            assert response["ResponseMetadata"]["RetryAttempts"] == 0
+            assert not landed("C#1")
+        client.transact_write_items(TransactItems=copy("C#1", "C#2", "C#3", "C#4"))
+        assert all(landed(f"C#{i}") for i in range(1, 5))
+        assert fault_proxy.cancelled(COPIES) == 2
+        assert [a.code for a in fault_proxy.answers(COPIES)[-3:]] == [CANCELLED, CANCELLED, None]
+        fault_proxy.clear(COPIES)
+
+        # A held copy stays in flight until released, while other calls pass; released after
+        # its fence moved, DynamoDB refuses it, and the proxy records that answer.
+        held = fault_proxy.hold(COPIES)
+        outcome: list[str] = []
+
+        def send_held_copy() -> None:
+            try:
+                client.transact_write_items(TransactItems=copy("H#1"))
+                outcome.append("written")
+            except ClientError as exc:
+                outcome.append(exc.response["Error"]["Code"])
+
+        writing = threading.Thread(target=send_held_copy)
+        writing.start()
+        wait_for(lambda: held.count == 1)
+        moved = {**fence, "owner": {"S": "run-b"}}
+        client.transact_write_items(
+            TransactItems=[{"Put": {"TableName": direct.table, "Item": moved}}]
+        )
+        assert fault_proxy.in_flight() == 1 and held.answered() == []
+        held.release()
+        writing.join(10)
+        assert outcome == [CANCELLED] and not landed("H#1")
+        (refused,) = held.answered()
+        assert refused.fenced_off and not refused.injected
+        assert refused.reasons == ("ConditionalCheckFailed", "None")
+        assert fault_proxy.answers(COPIES)[-1] == refused
+        assert fault_proxy.errors == []
+    finally:
+        direct.client.delete_table(TableName=direct.table)
+
+    url = fault_proxy.url
+    fault_proxy.stop()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback
+
+
+# --- R1: exactly once across threads and processes -----------------------------------------
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_simultaneous_first_sign_ins_in_four_processes_migrate_exactly_once(
+    round_: int, live_server_factory: Callable[..., LiveServer], fault_proxy: FaultProxy
+) -> None:
+    """R1 / promise 1: 32 first signed-in pages at once (13 people in 32 tabs) on gunicorn with
+    4 workers × 4 threads → one workspace, one copy of every v1 row, one flag; the members are
+    exactly the v1 members (newcomers gain nothing); everyone ends on the page asked for."""
+    rng = random.Random(round_)  # noqa: S311 - start jitter
+    server = live_server_factory(workers=4, threads=4, extra_env=server_env(fault_proxy, lease=3))
+    accounts = seed_v1(server.database, items=100, settings=5, members=4, seed=round_)
+    # 13 people: the 5 v1 accounts sign in, 8 newcomers register (which signs them in).
+    people = [Visitor(server.url) for _ in range(13)]
+    parallel(lambda i: people[i].login(accounts[i].email), len(accounts))
+    emails = [a.email for a in accounts] + [
+        f"new{i}-{uuid.uuid4().hex[:6]}@example.com" for i in range(8)
+    ]
+    parallel(lambda i: people[5 + i].register(emails[5 + i], f"Newcomer {i}"), 8)
+    # 32 browser tabs of theirs (a tab shares its person's cookies).
+    visitors = [Visitor(server.url, jar=people[i % len(people)].jar) for i in range(32)]
+    assert migration.read_claim(server.database) is None, "signing in alone starts nothing"
+
+    start = threading.Barrier(32)
+    jitter = [rng.uniform(0, 0.05) for _ in range(32)]
+
+    def first_page(i: int) -> bool:
+        start.wait(timeout=60)
+        time.sleep(jitter[i])
+        return arrive(visitors[i], f"/workspaces?visitor={i}")
+
+    detours = parallel(first_page, 32)
+
+    assert sum(detours) >= 2, "the sign-ins were not simultaneous enough to race"
+    flag = assert_migrated_exactly_once(server.database, (100, 5, 4))
+    everyone = {user_id_of(server.database, email) for email in emails}
+    assert flag.migrated_by in everyone, "the flag names the person who triggered it"
+
+
+# --- R9: a holder killed mid-copy ----------------------------------------------------------
+
+
+def test_a_server_killed_mid_copy_is_resumed_into_the_same_workspace_after_the_lease(
+    live_server_factory: Callable[..., LiveServer], fault_proxy: FaultProxy
+) -> None:
+    """R9 / promise 2: SIGKILL every process of the server that holds the claim mid-copy →
+    no flag, the claim stays; a new server shows the preparing page without taking over until
+    the claim has lapsed on its own clock, then finishes into the same workspace."""
+    env = server_env(fault_proxy, lease=3)
+    first = live_server_factory(workers=2, extra_env=env)
+    accounts = seed_v1(first.database, items=2000)
+    # Each copy is one transaction of up to 99 rows, about 8 per segment here: slowed, the
+    # copy takes several seconds.
+    fault_proxy.delay(COPIES, 0.6)
+    visitor = Visitor(first.url)
+    visitor.login(accounts[0].email)
+    asked = "/workspaces?after=crash"
+    assert sent_to_preparing(visitor.get(asked), asked)
+    crashed = wait_for_claim(first.database, lambda c: c.items_copied > 0)
+    assert crashed.items_copied < 2000, "the copy finished before it could be interrupted"
+
+    first.kill()
+
+    db = first.database
+    assert migration.read_flag(db) is None
+    claim = migration.read_claim(db)
+    assert claim is not None and claim.state == migration.STATE_RUNNING
+    assert claim.workspace_id == crashed.workspace_id
+    assert len(workspace_rows(db)) == 1
+
+    second = live_server_factory(
+        table=first.table,
+        workers=2,
+        extra_env={**env, "SECRET_KEY": first.env["SECRET_KEY"]},  # the same session cookie
+    )
+    visitor.base_url = second.url
+    before_lapse = visitor.get(preparing_url(asked))
+    assert before_lapse.status == 200 and PREPARING in before_lapse.text
+    held = migration.read_claim(db)
+    assert held is not None and (held.owner, held.attempt) == (claim.owner, claim.attempt), (
+        "a server that has just seen the claim must not take it over"
+    )
+    assert len(workspace_rows(db)) == 1 and migration.read_flag(db) is None
+
+    follow_preparing(visitor, preparing_url(asked), asked)
+
+    flag = assert_migrated_exactly_once(db, (2000, 5, 4))
+    assert flag.workspace_id == crashed.workspace_id
+    resumed = migration.read_claim(db)
+    assert resumed is not None and resumed.attempt > claim.attempt
+    assert flag.run_id == resumed.owner != claim.owner
+    assert visitor.get(asked).status == 200
+
+
+# --- R10: a paused holder ------------------------------------------------------------------
+
+
+def _edit_items(db: Database, workspace_id: str, item_ids: Iterable[str]) -> dict[str, str]:
+    """Edit items the way the app's item form would (title and updatedAt); the new titles."""
+    titles = {}
+    for item_id in item_ids:
+        title = f"Edited after the migration {uuid.uuid4().hex[:6]}"
+        db.client.update_item(
+            TableName=db.table,
+            Key=keys.item(workspace_id, item_id),
+            UpdateExpression="SET title = :t, updatedAt = :now",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeValues={
+                ":t": {"S": title},
+                ":now": {"S": "2026-11-25T12:00:00.000000Z"},
+            },
+        )
+        titles[item_id] = title
+    return titles
+
+
+def _titles(db: Database, workspace_id: str, item_ids: Iterable[str]) -> dict[str, str]:
+    rows = rows_of(db, workspace_id)
+    return {i: rows[f"ITEM#{i}"]["title"]["S"] for i in item_ids}
+
+
+def _pause_holder_and_finish_elsewhere(
+    live_server_factory: Callable[..., LiveServer],
+    fault_proxy: FaultProxy,
+    *,
+    deliver_before_takeover: bool,
+) -> dict[str, Any]:
+    """Server A copies 2,000 items slowly. Once each of its four copy threads waits on a
+    copy transaction (the proxy holds them), every process of A is paused (SIGSTOP) for longer
+    than the lease, and server B takes over and writes the flag. A's held copies are delivered
+    during the pause (before the takeover, so its fence still holds and they land), or,
+    without ``deliver_before_takeover``, kept in flight (a stalled network) until the test
+    says."""
+    env = server_env(fault_proxy, lease=3)
+    first = live_server_factory(workers=2, extra_env=env)
+    db = first.database
+    accounts = seed_v1(db, items=2000)
+    fault_proxy.delay(COPIES, 0.6)
+    visitor = Visitor(first.url)
+    visitor.login(accounts[0].email)
+    asked = "/workspaces?after=pause"
+    assert sent_to_preparing(visitor.get(asked), asked)
+    paused_claim = wait_for_claim(db, lambda c: c.items_copied > 0)
+    caught = fault_proxy.hold(COPIES)
+    wait_for(lambda: caught.count >= 4, timeout=30)
+
+    first.signal_all(signal.SIGSTOP)
+
+    caught.close()  # B's writes go through
+    fault_proxy.delay(COPIES, 0)
+    if deliver_before_takeover:
+        caught.release()
+        wait_for(lambda: fault_proxy.in_flight() == 0, timeout=30)
+        assert [a.code for a in caught.answered()] == [None] * caught.count, "A's copies landed"
+    assert migration.read_flag(db) is None
+    second = live_server_factory(
+        table=first.table, workers=2, extra_env={**env, "SECRET_KEY": first.env["SECRET_KEY"]}
+    )
+    visitor.base_url = second.url  # the same person, now served by B
+    follow_preparing(visitor, preparing_url(asked), asked)
+    flag = assert_migrated_exactly_once(db, (2000, 5, 4))
+    assert flag.run_id != paused_claim.owner, "B took over the paused claim"
+    in_flight = {
+        sk.removeprefix("ITEM#")
+        for body in caught.bodies
+        for _, sk in copied_keys(body)
+        if sk.startswith("ITEM#")
+    }
+    assert len(in_flight) >= 4
+    return {
+        "copies": fault_proxy.count(COPIES),
+        "first": first,
+        "db": db,
+        "flag": flag,
+        "paused_owner": paused_claim.owner,
+        "caught": caught,
+        "in_flight": sorted(in_flight),
+    }
+
+
+def test_a_paused_holder_resumed_after_a_takeover_writes_no_second_flag_and_keeps_edits(
+    live_server_factory: Callable[..., LiveServer], fault_proxy: FaultProxy
+) -> None:
+    """R10: A paused longer than the lease; B takes over and finishes; a user edits migrated
+    items, among them the page A was copying when paused; A resumes, reads that page back,
+    finds it changed → A stops at its next fenced step: no second flag, the edits intact."""
+    run = _pause_holder_and_finish_elsewhere(
+        live_server_factory, fault_proxy, deliver_before_takeover=True
+    )
+    db, flag = run["db"], run["flag"]
+    rows = rows_of(db, flag.workspace_id)
+    item_ids = sorted(k.removeprefix("ITEM#") for k in rows if k.startswith("ITEM#"))
+    chosen = set(run["in_flight"]) | set(random.Random(10).sample(item_ids, 40))
+    edited = _edit_items(db, flag.workspace_id, sorted(chosen))
+    before = rows_of(db, flag.workspace_id)
+    copies_before = fault_proxy.count(COPIES)
+
+    run["first"].signal_all(signal.SIGCONT)
+
+    ended = run_ended(run["first"], run["paused_owner"])
+    assert "crashed" not in ended, ended
+    assert migration.read_flag(db) == flag, "the flag was written once and never replaced"
+    assert _titles(db, flag.workspace_id, edited) == edited, "A overwrote edits after resuming"
+    assert rows_of(db, flag.workspace_id) == before, "A changed the workspace after resuming"
+    assert fault_proxy.count(COPIES) == copies_before, "A sent copies after resuming"
+    assert len(workspace_rows(db)) == 1
+    claim = migration.read_claim(db)
+    assert claim is not None and claim.state == migration.STATE_COMPLETE
+    assert claim.owner == flag.run_id
+    assert Visitor(run["first"].url).get("/healthz").status == 200  # A serves again
+
+
+def test_a_paused_holders_write_in_flight_cannot_overwrite_edits_made_after_a_takeover(
+    live_server_factory: Callable[..., LiveServer], fault_proxy: FaultProxy
+) -> None:
+    """R10, the fencing-token case: A's copy transactions were on their way when A paused and
+    stay in flight (a stalled network). B takes over (moving every fence) and finishes; a user
+    edits exactly those items; A resumes, and botocore re-sends what timed out → DynamoDB
+    refuses every copy A sends after the takeover, re-sent or delivered late, because its
+    fence names B: no second flag, the edits intact."""
+    run = _pause_holder_and_finish_elsewhere(
+        live_server_factory, fault_proxy, deliver_before_takeover=False
+    )
+    db, flag, caught = run["db"], run["flag"], run["caught"]
+    edited = _edit_items(db, flag.workspace_id, run["in_flight"])
+    answered_before = len(fault_proxy.answers(COPIES))
+
+    run["first"].signal_all(signal.SIGCONT)
+    ended = run_ended(run["first"], run["paused_owner"])
+
+    assert "crashed" not in ended, ended
+    assert migration.read_flag(db) == flag
+    assert _titles(db, flag.workspace_id, edited) == edited, (
+        "A's copies sent after it resumed overwrote edits made after B's takeover"
+    )
+    caught.release()  # the stalled network finally delivers A's first tries too
+    wait_for(lambda: fault_proxy.in_flight() == 0)
+    assert _titles(db, flag.workspace_id, edited) == edited, (
+        "A's copies delivered late overwrote edits made after B's takeover"
+    )
+    held = caught.answered()
+    assert len(held) == caught.count, "every held copy was forwarded and answered"
+    assert all(a.fenced_off and not a.injected for a in held), f"held copies: {brief(held)}"
+    after_resume = fault_proxy.answers(COPIES)[answered_before:]
+    assert all(a.fenced_off for a in after_resume), (
+        f"a copy sent after the takeover was not refused by its fence: {brief(after_resume)}"
+    )
+    assert migration.read_flag(db) == flag and len(workspace_rows(db)) == 1
+    claim = migration.read_claim(db)
+    assert claim is not None and claim.state == migration.STATE_COMPLETE
+    assert claim.owner == flag.run_id
+
+
+# --- R7: throttling ------------------------------------------------------------------------
+
+
+def test_throttling_shows_the_retrying_page_without_a_flag_and_a_later_request_finishes(
+    live_server_factory: Callable[..., LiveServer], fault_proxy: FaultProxy
+) -> None:
+    """R7 / promise 4: two copy transactions pass, then every one is throttled → the
+    preparing page answers 503 with Retry-After and says it is retrying; no flag. Once the
+    throttling stops, a later request completes with exact counts and one workspace."""
+    env = server_env(fault_proxy, lease=3, MIGRATION_BUDGET_SECONDS="1.5")
+    server = live_server_factory(workers=2, extra_env=env)
+    db = server.database
+    accounts = seed_v1(db, items=300)
+    visitor = Visitor(server.url)
+    visitor.login(accounts[0].email)
+    fault_proxy.throttle(COPIES, after=2, code=PROVISIONED)
+    asked = "/workspaces?while=throttled"
+
+    assert sent_to_preparing(visitor.get(asked), asked)
+
+    def retrying_page() -> Reply | None:
+        reply = visitor.get(preparing_url(asked))
+        assert reply.status in (200, 503), reply.status
+        return reply if reply.status == 503 else None
+
+    page = wait_for(retrying_page, timeout=60, step=0.3)
+    assert page.headers["Retry-After"].isdigit()
+    assert PREPARING in page.text and "retrying automatically" in page.text
+    progress = visitor.progress(asked)
+    assert progress["done"] is False and progress["retrying"] is True
+    assert migration.read_flag(db) is None
+    assert fault_proxy.throttled(COPIES) > 0
+    claim = migration.read_claim(db)
+    assert claim is not None
+    # The workspace row is copied beside the items, so it may not have landed yet; there is
+    # never a second one.
+    assert {r["PK"]["S"] for r in workspace_rows(db)} <= {keys.workspace_pk(claim.workspace_id)}
+
+    fault_proxy.clear(COPIES)
+
+    follow_preparing(visitor, preparing_url(asked), asked)
+    assert_migrated_exactly_once(db, (300, 5, 4))
+    assert visitor.get(asked).status == 200
+
+
+# --- R5, R11, R20: refused copies, heartbeats, progress ------------------------------------
+
+
+def test_refused_copies_complete_exactly_while_the_heartbeat_keeps_contenders_off(
+    live_server_factory: Callable[..., LiveServer], fault_proxy: FaultProxy
+) -> None:
+    """R5, R11, R20: for a while every copy transaction is cancelled (reasons ThrottlingError
+    and TransactionConflict, as DynamoDB gives under load) twice before it gets through, and
+    each is slow, so the copy lasts several 2 s leases. People polling on a second server (and
+    on the holder's other worker) never take the claim over, the progress they see never goes
+    down, and the copy completes exactly."""
+    env = server_env(fault_proxy, lease=2)
+    holder = live_server_factory(workers=2, extra_env=env)
+    db = holder.database
+    accounts = seed_v1(db, items=2000)  # about 8 copy transactions per writer
+    contender = live_server_factory(
+        table=holder.table, workers=2, extra_env={**env, "SECRET_KEY": holder.env["SECRET_KEY"]}
+    )
+    first, second = Visitor(holder.url), Visitor(contender.url)
+    first.login(accounts[0].email)
+    second.login(accounts[1].email)
+    fault_proxy.delay(COPIES, 0.25)
+    reasons = ("None", "ThrottlingError", "None", "TransactionConflict")
+    fault_proxy.cancel(COPIES, reasons=reasons, each=2, times=40)
+    fault_proxy.reset_counts()
+    asked = "/workspaces?slow=yes"
+
+    assert sent_to_preparing(first.get(asked), asked)
+    owner = wait_for_claim(db, lambda c: True).owner
+    seen: list[int] = []
+    claims: list[tuple[str, int]] = []
+    deadline = time.monotonic() + 120
+    done = {"first": False, "second": False}
+    while not all(done.values()):
+        assert time.monotonic() < deadline, f"not done after 120 s; progress {seen[-5:]}"
+        for name, visitor in (("first", first), ("second", second)):
+            if done[name]:
+                continue
+            progress = visitor.progress(asked)
+            if progress["done"]:
+                assert progress["next"] == asked
+                done[name] = True
+            else:
+                seen.append(progress["items"])
+        claim = migration.read_claim(db)
+        if claim is not None:
+            claims.append((claim.owner, claim.attempt))
+        time.sleep(0.1)
+
+    assert seen == sorted(seen), f"progress went down: {seen}"
+    assert len(set(seen)) > 2, f"progress did not move while polled: {seen}"
+    assert {c for c in claims} == {(owner, 1)}, f"the claim changed hands: {set(claims)}"
+    flag = assert_migrated_exactly_once(db, (2000, 5, 4))
+    assert flag.run_id == owner
+    assert fault_proxy.cancelled(COPIES) > 0, "no copy was cancelled"
+    refused = {r for a in fault_proxy.answers(COPIES) if a.injected for r in a.reasons}
+    assert refused == {"None", "ThrottlingError", "TransactionConflict"}
+    heartbeats = fault_proxy.count("UpdateItem")
+    assert heartbeats >= 6, f"only {heartbeats} claim updates: the copy outlived no lease"
+    assert first.get(asked).status == 200 and second.get(asked).status == 200

@@ -1,0 +1,550 @@
+"""The migration engine against a real table (moto, and DynamoDB Local with --backend=local)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from store import batch, keys, migration
+from store.db import Database
+from tests.support.migration import (
+    FAST,
+    cancelled,
+    for_backend,
+    hooked,
+    is_copy,
+    migrate,
+    rows_with,
+    scan_all,
+    throttled,
+)
+
+
+def v1_rows(database: Database) -> dict[str, list[dict[str, Any]]]:
+    rows = scan_all(database)
+    return {
+        "items": [r for r in rows if r["PK"]["S"].startswith("ITEM#") and r["SK"]["S"] == "ITEM"],
+        "settings": [r for r in rows if r["PK"]["S"] == "SETTINGS"],
+        "members": [r for r in rows if r["PK"]["S"] == "MEMBERS"],
+    }
+
+
+def assert_exact_copy(database: Database, flag: migration.Flag) -> None:
+    """Every v1 row has exactly one identical v2 copy in the flag's workspace."""
+    ws = flag.workspace_id
+    v1 = v1_rows(database)
+    v2 = {(r["PK"]["S"], r["SK"]["S"]): r for r in rows_with(database, f"WORKSPACE#{ws}")}
+    for row in v1["items"]:
+        copy = v2[(f"WORKSPACE#{ws}", "ITEM#" + row["PK"]["S"][len("ITEM#") :])]
+        assert migration.same_data(row, copy)
+    for row in v1["settings"]:
+        assert migration.same_data(row, v2[(f"WORKSPACE#{ws}", "SET#" + row["SK"]["S"])])
+    for row in v1["members"]:
+        copy = v2[(f"WORKSPACE#{ws}", "MEMBER#" + row["SK"]["S"])]
+        assert migration.same_data(row, copy)
+        assert copy["role"] == row["role"]
+        assert copy["GSI1PK"] == {"S": "USER#" + row["SK"]["S"]}
+    counted = {k: len(v) for k, v in v1.items()}
+    assert (flag.items, flag.settings, flag.members) == (
+        counted["items"],
+        counted["settings"],
+        counted["members"],
+    )
+    v2_items = [k for k in v2 if k[1].startswith("ITEM#")]
+    assert len(v2_items) == counted["items"]
+
+
+def test_migration_copies_every_row_and_writes_a_flag_with_the_v1_counts(database, seed):
+    seed(items=60, settings=5, members=4)
+
+    flag = migrate(database, user_id="starter")
+
+    assert flag is not None
+    assert_exact_copy(database, flag)
+    stored = migration.read_flag(database)
+    assert stored == flag
+    assert stored.migrated_by == "starter" and stored.migrated_at and stored.duration_ms >= 0
+    workspace = database.get(keys.workspace(flag.workspace_id))
+    assert workspace["origin"] == {"S": "v1-migration"}
+    assert workspace["name"] == {"S": "Acme Team"}  # the v1 teamName setting
+    assert workspace["ownerCount"] == {"N": "1"}
+
+
+def test_v1_rows_are_left_untouched(database, seed):
+    seed(items=30)
+    before = [r for r in scan_all(database)]
+
+    migrate(database)
+
+    after = {(r["PK"]["S"], r["SK"]["S"]): r for r in scan_all(database)}
+    for row in before:
+        assert after[(row["PK"]["S"], row["SK"]["S"])] == row
+
+
+def test_a_second_run_finds_the_claim_complete_and_does_nothing(database, seed):
+    seed(items=10)
+    migrate(database)
+    observer = migration.ClaimObserver()
+
+    again = migration.try_acquire(database, "late", observer, lease=0.0, segments=4)
+
+    assert again is None
+    assert len(rows_with(database, "MIGRATION", "V2_COMPLETE")) == 1
+    assert len([r for r in scan_all(database) if r["SK"]["S"] == "WORKSPACE"]) == 1
+
+
+def test_the_scan_follows_every_page_even_with_a_tiny_page_limit(database, seed, ddb_client):
+    seed(items=0, settings=1, members=1)
+    big_notes = "x" * 10_000
+    rows = [
+        {
+            "PK": {"S": f"ITEM#big{i:04d}"},
+            "SK": {"S": "ITEM"},
+            "title": {"S": f"t{i}"},
+            "status": {"S": "open"},
+            "createdAt": {"S": "2024-01-01T00:00:00.000000Z"},
+            "notes": {"S": big_notes},
+        }
+        for i in range(300)
+    ]
+    # Rows that look a little like v1 items but are not.
+    rows += [{"PK": {"S": f"ITEMS#{i}"}, "SK": {"S": "ITEM"}} for i in range(5)]
+    rows += [{"PK": {"S": f"ITEM#{i}"}, "SK": {"S": "OTHER"}} for i in range(5)]
+    batch_rows = [{"PutRequest": {"Item": r}} for r in rows]
+    deadline = time.monotonic() + 60
+    for chunk in batch.chunk_requests(batch_rows):
+        batch.write_chunk(database, chunk, deadline=deadline)
+    scans: list[int] = []
+
+    def small_pages(params: dict[str, Any], **_: Any) -> None:
+        if "FilterExpression" in params and "Select" not in params:
+            params["Limit"] = 7
+            scans.append(1)
+
+    with hooked(ddb_client, "provide-client-params.dynamodb.Scan", small_pages):
+        flag = migrate(database)
+
+    assert flag is not None and flag.items == 300
+    assert len(scans) > 300 // 7  # the limit really applied
+    assert_exact_copy(database, flag)
+
+
+def test_the_flag_read_is_strongly_consistent(database, seed, ddb_client):
+    seen: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == keys.migration_flag():
+            seen.append(dict(params))
+
+    with hooked(ddb_client, "provide-client-params.dynamodb.GetItem", record):
+        migration.read_flag(database)
+
+    assert seen and all(p.get("ConsistentRead") is True for p in seen)
+
+
+def test_cancelled_and_throttled_copies_are_retried_with_growing_jittered_backoff(
+    database, seed, ddb_client, raw_client, monkeypatch
+):
+    seed(items=120)
+    sleeps: list[float] = []
+    monkeypatch.setattr(batch, "_sleep", sleeps.append)
+    rng = random.Random(3)
+    refusals = {"left": 12}
+
+    def flaky(**params: Any) -> dict[str, Any]:
+        if is_copy(params) and refusals["left"] > 0:
+            refusals["left"] -= 1
+            reason = rng.choice(["ThrottlingError", "TransactionConflict"])
+            raise cancelled(["None", *[reason] * (len(params["TransactItems"]) - 1)])
+        return raw_client.transact_write_items(**params)
+
+    monkeypatch.setattr(ddb_client, "transact_write_items", flaky)
+    flag = migrate(database)
+
+    assert refusals["left"] == 0
+    assert flag is not None
+    assert_exact_copy(database, flag)
+    assert len(sleeps) >= 12, "refused copies were re-sent without any pause"
+    assert max(sleeps) <= batch.Backoff().cap
+
+
+def test_backoff_ceiling_doubles_up_to_the_cap():
+    delays: list[float] = []
+    backoff = batch.Backoff(base=0.05, cap=0.4, sleep=delays.append, rng=random.Random(1))
+    far = time.monotonic() + 100
+    for _ in range(8):
+        backoff.pause(far)
+    ceilings = [min(0.4, 0.05 * 2 ** (i + 1)) for i in range(8)]
+    assert all(0 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+    assert max(delays[4:]) > 0.1  # later pauses can be longer than early ones
+    assert len(set(delays)) == len(delays)  # jittered, not lock-step
+
+
+def test_permanent_throttling_stops_within_budget_without_a_flag_and_a_later_run_finishes(
+    database, seed, ddb_client, raw_client, monkeypatch
+):
+    seed(items=80)
+    monkeypatch.setattr(batch, "_sleep", lambda _s: None)
+    copies = {"n": 0}
+
+    def throttle_after_two(**params: Any) -> dict[str, Any]:
+        if is_copy(params):
+            copies["n"] += 1
+            if copies["n"] > 2:
+                raise throttled("TransactWriteItems")
+        return raw_client.transact_write_items(**params)
+
+    settings = migration.Settings(lease=30, budget=0.3, writers=2, segments=2)
+    monkeypatch.setattr(ddb_client, "transact_write_items", throttle_after_two)
+    assert migrate(database, settings=settings) is None
+    monkeypatch.undo()  # the fault is gone
+
+    assert migration.read_flag(database) is None
+    claim = migration.read_claim(database)
+    assert claim.state == migration.STATE_WAITING
+    assert "retrying" in claim.last_error
+    first_workspace = claim.workspace_id
+
+    flag = migrate(database, settings=settings)
+
+    assert flag is not None and flag.workspace_id == first_workspace
+    assert_exact_copy(database, flag)
+    assert len([r for r in scan_all(database) if r["SK"]["S"] == "WORKSPACE"]) == 1
+
+
+def test_throttling_errors_are_retried_until_the_copy_completes(
+    database, seed, ddb_client, raw_client, monkeypatch
+):
+    seed(items=50)
+    monkeypatch.setattr(batch, "_sleep", lambda _s: None)
+    failures = {"left": 4}
+
+    def throttled_at_first(**params: Any) -> dict[str, Any]:
+        if is_copy(params) and failures["left"] > 0:
+            failures["left"] -= 1
+            raise throttled("TransactWriteItems")
+        return raw_client.transact_write_items(**params)
+
+    monkeypatch.setattr(ddb_client, "transact_write_items", throttled_at_first)
+    flag = migrate(database)
+
+    assert failures["left"] == 0
+    assert flag is not None
+    assert_exact_copy(database, flag)
+
+
+def _without(params: dict[str, Any], sort_key: str) -> dict[str, Any]:
+    actions = [
+        a
+        for a in params["TransactItems"]
+        if a.get("Put", {}).get("Item", {}).get("SK", {}).get("S") != sort_key
+    ]
+    return {**params, "TransactItems": actions}
+
+
+def _item_puts(params: dict[str, Any]) -> list[str]:
+    return [
+        a["Put"]["Item"]["SK"]["S"]
+        for a in params["TransactItems"]
+        if "Put" in a and a["Put"]["Item"]["SK"]["S"].startswith("ITEM#")
+    ]
+
+
+def test_a_silently_dropped_write_is_found_by_verification_and_repaired(
+    database, seed, ddb_client, raw_client, monkeypatch
+):
+    seed(items=30)
+    dropped: list[str] = []
+
+    def drop_one(**params: Any) -> dict[str, Any]:
+        items = _item_puts(params)
+        if is_copy(params) and items and not dropped:
+            dropped.append(items[0])
+            raw_client.transact_write_items(**_without(params, items[0]))
+            return {}  # reports success for the dropped row too
+        return raw_client.transact_write_items(**params)
+
+    monkeypatch.setattr(ddb_client, "transact_write_items", drop_one)
+    flag = migrate(database)
+
+    assert dropped
+    assert flag is not None
+    assert_exact_copy(database, flag)
+
+
+def test_a_row_that_never_lands_means_no_flag_and_a_recorded_reason(
+    database, seed, ddb_client, raw_client, monkeypatch
+):
+    seed(items=20)
+    victim: dict[str, str] = {}
+
+    def always_drop(**params: Any) -> dict[str, Any]:
+        items = _item_puts(params)
+        if is_copy(params) and items:
+            victim.setdefault("sk", items[0])
+            raw_client.transact_write_items(**_without(params, victim["sk"]))
+            return {}
+        return raw_client.transact_write_items(**params)
+
+    monkeypatch.setattr(ddb_client, "transact_write_items", always_drop)
+    assert migrate(database) is None
+    monkeypatch.undo()
+
+    assert migration.read_flag(database) is None
+    claim = migration.read_claim(database)
+    assert claim.state == migration.STATE_WAITING
+    assert "did not read back identical" in claim.last_error
+    assert migrate(database) is not None  # repaired once the fault is gone
+
+
+def test_an_item_too_large_for_its_v2_keys_fails_clearly_naming_it(database, seed):
+    seed(items=3)
+
+    def v1_row(size: int) -> dict[str, Any]:
+        return {
+            "PK": {"S": "ITEM#huge"},
+            "SK": {"S": "ITEM"},
+            "title": {"S": "big"},
+            "status": {"S": "open"},
+            "createdAt": {"S": "2024-01-01T00:00:00.000000Z"},
+            "notes": {"S": "n" * size},
+        }
+
+    # The largest v1 row this server accepts (servers count sizes a little differently):
+    # its v2 copy, with longer keys, cannot fit.
+    low, high = 390 * 1024, 400 * 1024
+    while low < high:
+        middle = (low + high + 1) // 2
+        try:
+            database.client.put_item(TableName=database.table, Item=v1_row(middle))
+            low = middle
+        except ClientError:
+            high = middle - 1
+    database.client.put_item(TableName=database.table, Item=v1_row(low))
+
+    assert migrate(database) is None
+
+    assert migration.read_flag(database) is None
+    claim = migration.read_claim(database)
+    assert "ITEM#huge" in claim.last_error
+
+
+def test_a_crashed_holder_is_taken_over_after_a_lease_into_the_same_workspace(database, seed):
+    seed(items=90)
+    clock = {"now": 1000.0}
+    run = migration.try_acquire(database, "first", migration.ClaimObserver(), lease=5, segments=2)
+    settings = for_backend(database, migration.Settings(lease=5, budget=3, writers=2, segments=2))
+
+    class Crash(Exception):
+        pass
+
+    pages = {"n": 0}
+
+    def crash_after_two_pages(_segment: int) -> None:
+        pages["n"] += 1
+        if pages["n"] == 2:
+            crashed.heartbeat()  # the last progress it published before dying
+            raise Crash
+
+    crashed = migration.Migration(database, run, settings, on_page=crash_after_two_pages)
+    with pytest.raises(Crash):
+        crashed.execute()
+    assert migration.read_flag(database) is None
+
+    contender = migration.ClaimObserver()
+    tick = lambda: clock["now"]  # noqa: E731
+    assert (
+        migration.try_acquire(database, "b", contender, lease=5, segments=2, monotonic=tick) is None
+    )
+    clock["now"] += 4.9
+    assert (
+        migration.try_acquire(database, "b", contender, lease=5, segments=2, monotonic=tick) is None
+    )  # still within the lease
+    clock["now"] += 0.2
+    resumed = migration.try_acquire(database, "b", contender, lease=5, segments=2, monotonic=tick)
+
+    assert resumed is not None
+    assert resumed.claim.workspace_id == run.claim.workspace_id
+    assert resumed.claim.items_copied > 0  # it resumes from the recorded pages
+    flag = migration.run_migration(database, resumed, settings)
+    assert flag is not None and flag.workspace_id == run.claim.workspace_id
+    assert_exact_copy(database, flag)
+
+
+def test_a_contender_with_a_skewed_wall_clock_does_not_take_over_a_live_claim(database, seed):
+    seed(items=5)
+    migration.try_acquire(
+        database, "holder", migration.ClaimObserver(), lease=5, segments=1, wall=lambda: 0.0
+    )
+    observer = migration.ClaimObserver()
+    hour_ahead = lambda: time.time() + 3600  # noqa: E731
+    steady = {"now": 50.0}
+
+    first = migration.try_acquire(
+        database,
+        "c",
+        observer,
+        lease=5,
+        segments=1,
+        wall=hour_ahead,
+        monotonic=lambda: steady["now"],
+    )
+
+    assert first is None  # a wall clock an hour ahead changes nothing
+    steady["now"] += 5.0
+    later = migration.try_acquire(
+        database,
+        "c",
+        observer,
+        lease=5,
+        segments=1,
+        wall=hour_ahead,
+        monotonic=lambda: steady["now"],
+    )
+    assert later is not None  # the holder never beat: lapsed on the contender's own clock
+
+
+def test_a_live_holder_keeps_its_claim_because_its_heartbeat_moves_the_version(database, seed):
+    seed(items=5)
+    run = migration.try_acquire(database, "holder", migration.ClaimObserver(), lease=2, segments=1)
+    holder = migration.Migration(database, run, migration.Settings(lease=2, segments=1))
+    observer = migration.ClaimObserver()
+    clock = {"now": 0.0}
+
+    for _ in range(10):
+        assert (
+            migration.try_acquire(
+                database, "c", observer, lease=2, segments=1, monotonic=lambda: clock["now"]
+            )
+            is None
+        )
+        assert holder.heartbeat()
+        clock["now"] += 1.5  # less than a lease between two sightings of a new version
+
+
+def test_a_paused_holder_is_fenced_off_and_cannot_overwrite_edits_or_write_a_second_flag(
+    database, seed
+):
+    seed(items=60)
+    settings = migration.Settings(lease=1.0, budget=3, writers=1, segments=1)
+    run_a = migration.try_acquire(database, "a", migration.ClaimObserver(), lease=1.0, segments=1)
+    paused = threading.Event()
+    resume = threading.Event()
+
+    def pause_at_first_page(_segment: int) -> None:
+        if not paused.is_set():
+            paused.set()
+            resume.wait(30)
+
+    holder = migration.Migration(database, run_a, settings, on_page=pause_at_first_page)
+    # A whole-process pause stops the heartbeat too.
+    holder.heartbeat = lambda: True  # type: ignore[method-assign]
+    outcome: dict[str, Any] = {}
+
+    def run_holder() -> None:
+        try:
+            outcome["flag"] = holder.execute()
+        except migration.MigrationError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run_holder)
+    thread.start()
+    assert paused.wait(30)
+
+    clock = {"now": 0.0}
+    observer = migration.ClaimObserver()
+    assert (
+        migration.try_acquire(
+            database, "b", observer, lease=1.0, segments=1, monotonic=lambda: clock["now"]
+        )
+        is None
+    )
+    clock["now"] = 1.5
+    run_b = migration.try_acquire(
+        database, "b", observer, lease=1.0, segments=1, monotonic=lambda: clock["now"]
+    )
+    assert run_b is not None
+    flag_b = migration.run_migration(database, run_b, settings)
+    assert flag_b is not None
+    # A person edits a migrated item after B finished.
+    item_sk = rows_with(database, f"WORKSPACE#{flag_b.workspace_id}", "ITEM#")[0]["SK"]
+    database.client.update_item(
+        TableName=database.table,
+        Key={"PK": {"S": f"WORKSPACE#{flag_b.workspace_id}"}, "SK": item_sk},
+        UpdateExpression="SET title = :t",
+        ExpressionAttributeValues={":t": {"S": "edited after the migration"}},
+    )
+    time.sleep(0.6)  # longer than half A's lease since its last heartbeat
+    resume.set()
+    thread.join(30)
+
+    assert isinstance(outcome.get("error"), migration.LostClaim)
+    edited = database.get({"PK": {"S": f"WORKSPACE#{flag_b.workspace_id}"}, "SK": item_sk})
+    assert edited["title"] == {"S": "edited after the migration"}
+    assert migration.read_flag(database).run_id == flag_b.run_id
+    assert len(rows_with(database, "MIGRATION", "V2_COMPLETE")) == 1
+
+
+def test_a_flag_write_whose_answer_was_lost_is_recognised_as_our_own(database, seed, ddb_client):
+    seed(items=5)
+    state = {"flag_call": False, "lost": False}
+
+    def spot_the_flag(params: dict[str, Any], **_: Any) -> None:
+        puts = [a["Put"]["Item"] for a in params.get("TransactItems", []) if "Put" in a]
+        state["flag_call"] = any(item["SK"] == {"S": "V2_COMPLETE"} for item in puts)
+
+    def lose_first_flag_answer(**_: Any) -> None:
+        if state["flag_call"] and not state["lost"]:
+            state["lost"] = True
+            raise ReadTimeoutError(endpoint_url="dynamodb")
+
+    with (
+        hooked(ddb_client, "provide-client-params.dynamodb.TransactWriteItems", spot_the_flag),
+        hooked(ddb_client, "after-call.dynamodb.TransactWriteItems", lose_first_flag_answer),
+    ):
+        flag = migrate(database)
+
+    assert state["lost"]
+    assert flag is not None
+    assert migration.read_flag(database).run_id == flag.run_id
+
+
+def test_a_second_finisher_treats_an_existing_flag_as_done(database, seed):
+    seed(items=5)
+    first = migrate(database)
+    late = migration.Flag("late", "2030-01-01T00:00:00.000000Z", "other", 1, 1, 1, 1, "late-run")
+
+    assert migration.write_flag(database, late) is False
+    assert migration.read_flag(database) == first
+
+
+def test_simultaneous_runs_in_many_threads_make_one_workspace_and_one_flag(database, seed, backend):
+    if backend != "local":
+        pytest.skip("moto is not safe under concurrency (moto FAQ); runs on DynamoDB Local")
+    seed(items=100, settings=5, members=4)
+    start = threading.Barrier(16)
+    flags: list[Any] = []
+
+    def contender(n: int) -> None:
+        start.wait()
+        run = migration.try_acquire(
+            database, f"user{n}", migration.ClaimObserver(), lease=30, segments=4
+        )
+        if run is not None:
+            flags.append(migration.run_migration(database, run, FAST))
+
+    threads = [threading.Thread(target=contender, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+    assert len(flags) == 1 and flags[0] is not None
+    assert len([r for r in scan_all(database) if r["SK"]["S"] == "WORKSPACE"]) == 1
+    assert len(rows_with(database, "MIGRATION", "V2_COMPLETE")) == 1
+    assert_exact_copy(database, flags[0])

@@ -1,0 +1,28 @@
+"""The app as tests build it: a given DynamoDB client and table, cheap hashing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.helpers import is_moto
+
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+def make_app(ddb_client: Any, table_name: str, **overrides: Any) -> Any:
+    from app import create_app
+
+    config = {
+        "TESTING": True,
+        "DYNAMODB_CLIENT": ddb_client,
+        "DYNAMODB_TABLE": table_name,
+        "DYNAMODB_EMBEDDED": False,
+        # Cheap hashing keeps the suite fast; test_passwords checks the production method.
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        # moto copies the whole table inside every transaction without a lock, so parallel
+        # migration writers crash it (its FAQ: not concurrency-safe); DynamoDB Local runs
+        # them in parallel.
+        "MIGRATION_WRITERS": 1 if is_moto(ddb_client) else 4,
+        **overrides,
+    }
+    return create_app(config)
