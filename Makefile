@@ -9,10 +9,10 @@ FLASK := $(BIN)/flask --app app
 # Root on these machines; sudo elsewhere.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system run test lint bench stop clean
+.PHONY: help setup system run test lint typecheck bench stop clean
 
 help: ## Show the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-6s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-9s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.stamp node_modules/.stamp ## Install everything (idempotent; fast when nothing changed)
 
@@ -62,9 +62,13 @@ test: setup ## Lint, then the tests on moto, then on DynamoDB Local
 	@echo "==> pytest --backend=local"
 	$(BIN)/pytest -q -p no:cacheprovider --backend=local
 
-lint: $(VENV)/.stamp ## ruff check and ruff format --check
+lint: $(VENV)/.stamp ## ruff check, ruff format --check, then mypy (typecheck)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@$(MAKE) --no-print-directory typecheck
+
+typecheck: $(VENV)/.stamp ## mypy over store/ and web/ (settings in pyproject.toml)
+	$(BIN)/mypy
 
 bench: setup ## Run the benchmarks (python -m bench)
 	$(BIN)/python -m bench
