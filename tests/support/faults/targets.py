@@ -1,0 +1,60 @@
+"""What a fault is set on: an operation, or an operation plus a predicate on its JSON body."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from store import keys
+
+
+@dataclass(frozen=True)
+class Target:
+    """Calls of ``operation`` whose JSON body satisfies ``where`` (all of them when None).
+    ``name`` identifies the target in counts and rules; it defaults to the operation."""
+
+    operation: str
+    name: str = ""
+    where: Callable[[dict[str, Any]], bool] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.operation)
+        if self.where is not None and self.name == self.operation:
+            raise ValueError("a target with a predicate needs a name of its own")
+
+    def matches(self, operation: str, body: dict[str, Any] | None) -> bool:
+        if operation != self.operation:
+            return False
+        if self.where is None:
+            return True
+        try:
+            return body is not None and bool(self.where(body))
+        except (AttributeError, KeyError, TypeError):
+            return False
+
+
+def is_fenced_copy(body: dict[str, Any]) -> bool:
+    """Whether a TransactWriteItems body is one of the migration's copies: it checks a
+    writer's fence row (claim, takeover and flag transactions do not)."""
+    return any(
+        action.get("ConditionCheck", {})
+        .get("Key", {})
+        .get(keys.SK, {})
+        .get("S", "")
+        .startswith(keys.MIGRATION_FENCE_PREFIX)
+        for action in body.get("TransactItems", [])
+    )
+
+
+COPIES = Target("TransactWriteItems", "migration copies", is_fenced_copy)
+
+
+def copied_keys(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (PK, SK) of every row a copy transaction puts."""
+    return [
+        (action["Put"]["Item"][keys.PK]["S"], action["Put"]["Item"][keys.SK]["S"])
+        for action in body.get("TransactItems", [])
+        if "Put" in action
+    ]
