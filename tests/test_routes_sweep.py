@@ -28,10 +28,9 @@ from tests.support.auth import (
     ACCESS_COOKIE,
     CSRF_COOKIE,
     assert_html_security_headers,
-    scan_all,
     set_access_cookie,
 )
-from tests.support.helpers import WebClient
+from tests.support.helpers import WebClient, scan_all
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 # Every field name a form in the app uses, so a request that skipped the CSRF check would

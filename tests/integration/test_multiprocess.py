@@ -1,22 +1,20 @@
 """The migration's promises with real server processes: gunicorn workers, crashes, pauses.
 
-Each test runs the app under gunicorn (tests/live_server.py) against DynamoDB Local through
-the fault proxy (tests/faults.py), so injected faults reach every worker process, and drives
-it over HTTP like a browser without JavaScript would (the preparing page's meta refresh,
-sped up). test_engine.py and test_gate.py show the same promises in one process with botocore
-hooks; these show they hold when several processes share one table, when a holder is killed
-or paused, and end to end over HTTP. The migration copies with fenced TransactWriteItems
-(store/migration.py), so faults target ``COPIES``: the claim, takeover and flag transactions
-pass untouched. Leases are short (2-3 s) to keep each test quick; every wait is on a
-condition with a generous timeout, never on a timing.
+Each test runs the app under gunicorn (devtools/live_server.py) against DynamoDB Local
+through the fault proxy (tests/support/faults/), so injected faults reach every worker
+process, and drives it over HTTP like a browser without JavaScript would
+(tests/support/visitor.py: the preparing page's meta refresh, sped up); the checks on the
+table are in tests/support/multiprocess.py. test_engine.py and test_gate.py show the same
+promises in one process with botocore hooks; these show they hold when several processes
+share one table, when a holder is killed or paused, and end to end over HTTP. The migration
+copies with fenced TransactWriteItems (store/migration.py), so faults target ``COPIES``: the
+claim, takeover and flag transactions pass untouched. Leases are short (2-3 s) to keep each
+test quick; every wait is on a condition with a generous timeout, never on a timing.
 """
 
 from __future__ import annotations
 
-import http.cookiejar
-import json
 import random
-import re
 import signal
 import threading
 import time
@@ -24,272 +22,47 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from email.message import Message
-from html import unescape
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from werkzeug.security import generate_password_hash
 
 from devtools.live_server import LiveServer
-from store import keys, legacy, migration, schema
+from store import keys, migration, schema
 from store.db import Database, build_client
 from tests.support.faults import (
     CANCELLED,
     COPIES,
     PROVISIONED,
     THROTTLING,
-    Answer,
     FaultProxy,
     copied_keys,
 )
-from tests.support.helpers import PASSWORD
-from tests.support.migration import scan_all, user_id_of, wait_for
+from tests.support.helpers import seed_v1, user_id_of, wait_for
+from tests.support.multiprocess import (
+    assert_migrated_exactly_once,
+    brief,
+    edit_items,
+    parallel,
+    rows_of,
+    run_ended,
+    server_env,
+    titles_of,
+    wait_for_claim,
+    workspace_rows,
+)
+from tests.support.visitor import (
+    PREPARING,
+    Reply,
+    Visitor,
+    arrive,
+    follow_preparing,
+    preparing_url,
+    sent_to_preparing,
+)
 
 pytestmark = [pytest.mark.local_only("runs gunicorn against DynamoDB Local"), pytest.mark.slow]
-
-V1_HASH = generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")  # v1's kind of hash, cheap
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]*)"')
-PREPARING = "Preparing your workspace"
-T = TypeVar("T")
-
-
-# --- a browser without JavaScript, on the standard library ---------------------------------
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: Message
-    text: str
-
-    @property
-    def location(self) -> str:
-        return self.headers.get("Location", "")
-
-    def json(self) -> Any:
-        return json.loads(self.text)
-
-
-class _KeepRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # the test sees every redirect and decides what to follow
-
-
-class Visitor:
-    """One person: their own cookies; redirects are returned, not followed."""
-
-    def __init__(self, base_url: str, jar: http.cookiejar.CookieJar | None = None) -> None:
-        self.base_url = base_url
-        self.jar = jar if jar is not None else http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar), _KeepRedirects()
-        )
-
-    def get(self, path: str) -> Reply:
-        return self._open(urllib.request.Request(self.base_url + path))  # noqa: S310 - http
-
-    def post(self, path: str, fields: dict[str, str]) -> Reply:
-        data = urllib.parse.urlencode(fields).encode()
-        request = urllib.request.Request(  # noqa: S310 - our own http:// server
-            self.base_url + path, data=data, method="POST"
-        )
-        return self._open(request)
-
-    def _open(self, request: urllib.request.Request) -> Reply:
-        try:
-            with self.opener.open(request, timeout=60) as response:
-                return Reply(response.status, response.headers, response.read().decode())
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return Reply(exc.code, exc.headers, exc.read().decode(errors="replace"))
-
-    def _form_token(self, path: str) -> str:
-        page = self.get(path)
-        match = CSRF_FIELD.search(page.text)
-        assert match, f"no CSRF field on {path} ({page.status})"
-        return unescape(match.group(1))
-
-    def login(self, email: str, password: str = PASSWORD) -> None:
-        token = self._form_token("/login")
-        reply = self.post("/login", {"email": email, "password": password, "csrf_token": token})
-        assert reply.status == 303, f"sign-in of {email} failed: {reply.status} {reply.text[:300]}"
-
-    def register(self, email: str, name: str, password: str = PASSWORD) -> None:
-        token = self._form_token("/register")
-        fields = {"email": email, "name": name, "password": password, "csrf_token": token}
-        reply = self.post("/register", fields)
-        assert reply.status in (302, 303), f"registration failed: {reply.status}"
-
-    def progress(self, next_path: str = "/") -> dict[str, Any]:
-        reply = self.get("/preparing/progress?next=" + urllib.parse.quote(next_path, safe="/"))
-        assert reply.status == 200, reply.status
-        return reply.json()
-
-
-def preparing_url(asked: str) -> str:
-    return "/preparing?next=" + urllib.parse.quote(asked, safe="/")
-
-
-def sent_to_preparing(reply: Reply, asked: str) -> bool:
-    """Whether ``reply`` sends the visitor to the preparing page, to come back to ``asked``."""
-    if reply.status != 303 or not reply.location.startswith("/preparing?"):
-        return False
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(reply.location).query)
-    assert query.get("next") == [asked], f"{reply.location} would not return to {asked}"
-    return True
-
-
-def follow_preparing(
-    visitor: Visitor, preparing: str, asked: str, *, timeout: float = 90.0, pause: float = 0.2
-) -> list[int]:
-    """Reload the preparing page until the app sends the visitor on; that must be to ``asked``.
-    Returns the statuses of the preparing pages seen (200, or 503 while retrying)."""
-    seen: list[int] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        reply = visitor.get(preparing)
-        if reply.status in (301, 302, 303):
-            assert reply.location == asked, f"sent to {reply.location!r}, asked for {asked!r}"
-            return seen
-        assert reply.status in (200, 503), f"{reply.status}: {reply.text[:300]}"
-        assert PREPARING in reply.text
-        seen.append(reply.status)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still preparing after {timeout}s (statuses {seen[-5:]})")
-        time.sleep(pause)
-
-
-def arrive(visitor: Visitor, asked: str, *, timeout: float = 90.0) -> bool:
-    """Ask for a signed-in page; follow the preparing page if sent there; end on the page.
-    True if the visitor was sent to the preparing page."""
-    first = visitor.get(asked)
-    detour = sent_to_preparing(first, asked)
-    if detour:
-        follow_preparing(visitor, first.location, asked, timeout=timeout)
-    else:
-        assert first.status == 200, f"{asked}: {first.status} {first.location}"
-    final = visitor.get(asked)
-    assert final.status == 200, f"{asked} answered {final.status} {final.location}"
-    assert PREPARING not in final.text
-    return detour
-
-
-# --- servers, data and checks --------------------------------------------------------------
-
-
-def server_env(proxy: FaultProxy, *, lease: float, **more: str) -> dict[str, str]:
-    """Send the app (every worker and its CLI) through the proxy; keep the lease short."""
-    return {"DYNAMODB_ENDPOINT": proxy.url, "MIGRATION_LEASE_SECONDS": str(lease), **more}
-
-
-def seed_v1(
-    db: Database, *, items: int, settings: int = 5, members: int = 4, seed: int = 7
-) -> list[legacy.SeededAccount]:
-    """A v1 data set written straight to DynamoDB Local (no faults); its accounts' password
-    is tests.support.helpers.PASSWORD."""
-    rows, accounts = legacy.build_dataset(items, settings, members, V1_HASH, seed=seed)
-    legacy.write_rows(db, rows)
-    return accounts
-
-
-def parallel(function: Callable[[int], T], count: int) -> list[T]:
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(function, range(count)))
-
-
-def workspace_rows(db: Database) -> list[dict[str, Any]]:
-    return [
-        r
-        for r in scan_all(db)
-        if r["PK"]["S"].startswith(keys.WORKSPACE_PREFIX) and r["SK"]["S"] == keys.WORKSPACE_SK
-    ]
-
-
-def rows_of(db: Database, workspace_id: str) -> dict[str, dict[str, Any]]:
-    """The rows of one workspace's partition, by sort key."""
-    found = db.query_all(
-        KeyConditionExpression="PK = :pk",
-        ExpressionAttributeValues={":pk": {"S": keys.workspace_pk(workspace_id)}},
-        ConsistentRead=True,
-    )
-    return {r["SK"]["S"]: r for r in found}
-
-
-def assert_migrated_exactly_once(db: Database, counts: tuple[int, int, int]) -> migration.Flag:
-    """One flag, one workspace (origin v1-migration, the flag's), and in it one identical
-    copy of every v1 item, setting and member (roles kept); flag counts equal v1 counts."""
-    flag = migration.read_flag(db)
-    assert flag is not None, "no V2_COMPLETE flag"
-    workspaces = workspace_rows(db)
-    assert len(workspaces) == 1, f"{len(workspaces)} workspaces: {workspaces}"
-    assert workspaces[0]["origin"] == {"S": migration.ORIGIN}
-    assert workspaces[0]["PK"]["S"] == keys.workspace_pk(flag.workspace_id or "")
-
-    rows = scan_all(db)
-    v1_items = {
-        r["PK"]["S"].removeprefix(keys.V1_ITEM_PREFIX): r
-        for r in rows
-        if r["PK"]["S"].startswith(keys.V1_ITEM_PREFIX) and r["SK"]["S"] == keys.V1_ITEM_SK
-    }
-    v1_settings = {r["SK"]["S"]: r for r in rows if r["PK"]["S"] == keys.V1_SETTINGS_PK}
-    v1_members = {r["SK"]["S"]: r for r in rows if r["PK"]["S"] == keys.V1_MEMBERS_PK}
-    assert (len(v1_items), len(v1_settings), len(v1_members)) == counts
-    assert (flag.items, flag.settings, flag.members) == counts
-
-    v2 = rows_of(db, flag.workspace_id or "")
-    v2_items = {sk.removeprefix("ITEM#"): r for sk, r in v2.items() if sk.startswith("ITEM#")}
-    v2_settings = {sk.removeprefix("SET#"): r for sk, r in v2.items() if sk.startswith("SET#")}
-    v2_members = {sk.removeprefix("MEMBER#"): r for sk, r in v2.items() if sk.startswith("MEMBER#")}
-    assert v2_items.keys() == v1_items.keys()
-    assert v2_settings.keys() == v1_settings.keys()
-    assert v2_members.keys() == v1_members.keys(), "members are exactly the v1 members"
-    different = [i for i, row in v1_items.items() if not migration.same_data(row, v2_items[i])]
-    assert not different, f"{len(different)} items differ from v1, e.g. {different[:3]}"
-    for name, row in v1_settings.items():
-        assert migration.same_data(row, v2_settings[name]), name
-    for user_id, row in v1_members.items():
-        assert v2_members[user_id]["role"] == row["role"]
-    claim = migration.read_claim(db)
-    assert claim is not None and claim.state == migration.STATE_COMPLETE
-    assert claim.workspace_id == flag.workspace_id
-    return flag
-
-
-def brief(answers: Iterable[Answer]) -> list[tuple[int, str | None, tuple[str, ...]]]:
-    """Answers for a failure message: status, code and the first cancellation reason."""
-    return [(a.status, a.code, a.reasons[:1]) for a in answers]
-
-
-def wait_for_claim(db: Database, predicate: Callable[[migration.Claim], bool]) -> migration.Claim:
-    def check() -> migration.Claim | None:
-        claim = migration.read_claim(db)
-        return claim if claim is not None and predicate(claim) else None
-
-    return wait_for(check, timeout=60, step=0.05)
-
-
-def run_ended(server: LiveServer, run_id: str, timeout: float = 60.0) -> str:
-    """The server log's line saying how migration run ``run_id`` ended (it logs exactly one
-    when its copy threads and heartbeat have all stopped)."""
-    pattern = re.compile(
-        rf"migration run {re.escape(run_id)} (stopped|failed|out of budget|crashed)"
-    )
-
-    def ended() -> str | None:
-        match = pattern.search(server.log_tail(2_000_000))
-        return match.group(0) if match else None
-
-    try:
-        return wait_for(ended, timeout=timeout, step=0.1)
-    except AssertionError:
-        raise AssertionError(
-            f"run {run_id} logged no end within {timeout}s\n{server.log_tail()}"
-        ) from None
 
 
 # --- the proxy itself ----------------------------------------------------------------------
@@ -533,30 +306,6 @@ def test_a_server_killed_mid_copy_is_resumed_into_the_same_workspace_after_the_l
 # --- R10: a paused holder ------------------------------------------------------------------
 
 
-def _edit_items(db: Database, workspace_id: str, item_ids: Iterable[str]) -> dict[str, str]:
-    """Edit items the way the app's item form would (title and updatedAt); the new titles."""
-    titles = {}
-    for item_id in item_ids:
-        title = f"Edited after the migration {uuid.uuid4().hex[:6]}"
-        db.client.update_item(
-            TableName=db.table,
-            Key=keys.item(workspace_id, item_id),
-            UpdateExpression="SET title = :t, updatedAt = :now",
-            ConditionExpression="attribute_exists(PK)",
-            ExpressionAttributeValues={
-                ":t": {"S": title},
-                ":now": {"S": "2026-11-25T12:00:00.000000Z"},
-            },
-        )
-        titles[item_id] = title
-    return titles
-
-
-def _titles(db: Database, workspace_id: str, item_ids: Iterable[str]) -> dict[str, str]:
-    rows = rows_of(db, workspace_id)
-    return {i: rows[f"ITEM#{i}"]["title"]["S"] for i in item_ids}
-
-
 def _pause_holder_and_finish_elsewhere(
     live_server_factory: Callable[..., LiveServer],
     fault_proxy: FaultProxy,
@@ -629,7 +378,7 @@ def test_a_paused_holder_resumed_after_a_takeover_writes_no_second_flag_and_keep
     rows = rows_of(db, flag.workspace_id)
     item_ids = sorted(k.removeprefix("ITEM#") for k in rows if k.startswith("ITEM#"))
     chosen = set(run["in_flight"]) | set(random.Random(10).sample(item_ids, 40))
-    edited = _edit_items(db, flag.workspace_id, sorted(chosen))
+    edited = edit_items(db, flag.workspace_id, sorted(chosen))
     before = rows_of(db, flag.workspace_id)
     copies_before = fault_proxy.count(COPIES)
 
@@ -638,7 +387,7 @@ def test_a_paused_holder_resumed_after_a_takeover_writes_no_second_flag_and_keep
     ended = run_ended(run["first"], run["paused_owner"])
     assert "crashed" not in ended, ended
     assert migration.read_flag(db) == flag, "the flag was written once and never replaced"
-    assert _titles(db, flag.workspace_id, edited) == edited, "A overwrote edits after resuming"
+    assert titles_of(db, flag.workspace_id, edited) == edited, "A overwrote edits after resuming"
     assert rows_of(db, flag.workspace_id) == before, "A changed the workspace after resuming"
     assert fault_proxy.count(COPIES) == copies_before, "A sent copies after resuming"
     assert len(workspace_rows(db)) == 1
@@ -660,7 +409,7 @@ def test_a_paused_holders_write_in_flight_cannot_overwrite_edits_made_after_a_ta
         live_server_factory, fault_proxy, deliver_before_takeover=False
     )
     db, flag, caught = run["db"], run["flag"], run["caught"]
-    edited = _edit_items(db, flag.workspace_id, run["in_flight"])
+    edited = edit_items(db, flag.workspace_id, run["in_flight"])
     answered_before = len(fault_proxy.answers(COPIES))
 
     run["first"].signal_all(signal.SIGCONT)
@@ -668,12 +417,12 @@ def test_a_paused_holders_write_in_flight_cannot_overwrite_edits_made_after_a_ta
 
     assert "crashed" not in ended, ended
     assert migration.read_flag(db) == flag
-    assert _titles(db, flag.workspace_id, edited) == edited, (
+    assert titles_of(db, flag.workspace_id, edited) == edited, (
         "A's copies sent after it resumed overwrote edits made after B's takeover"
     )
     caught.release()  # the stalled network finally delivers A's first tries too
     wait_for(lambda: fault_proxy.in_flight() == 0)
-    assert _titles(db, flag.workspace_id, edited) == edited, (
+    assert titles_of(db, flag.workspace_id, edited) == edited, (
         "A's copies delivered late overwrote edits made after B's takeover"
     )
     held = caught.answered()

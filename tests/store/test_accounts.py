@@ -10,7 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from store import accounts, keys
-from tests.support.auth import dynamodb_calls, put_account, rows_with, scan_all
+from tests.support.auth import dynamodb_calls, put_account
+from tests.support.helpers import rows_with, scan_all
 
 WINDOW = 900
 

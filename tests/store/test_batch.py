@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from store import batch, keys
 from store.batch import Backoff, BudgetExceeded, chunk_requests, get_many, write_chunk
 from store.db import Database
-from tests.support.auth import scan_all
+from tests.support.helpers import scan_all
 
 # --- R4: the chunker ---------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Tools for the account and security tests: table snapshots, hand-made session tokens,
+"""Tools for the account and security tests: people, v1 accounts, hand-made session tokens,
 Set-Cookie parsing, DynamoDB call counting and fault injection, and a password-hash spy."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from werkzeug.test import TestResponse
 
 from store import keys
 from store.db import Database, s
-from tests.support.helpers import scan_all
+from tests.support.helpers import PASSWORD, WebClient, hooked, user_id_of
 
 ACCESS_COOKIE = "access_token_cookie"
 CSRF_COOKIE = "csrf_access_token"
@@ -32,14 +32,6 @@ CSRF_VALUE = re.compile(r'(name="csrf_token" value=")[^"]*(")')
 
 
 # --- the table ---------------------------------------------------------------------------------
-
-
-def rows_with(db: Database, pk_prefix: str, sk: str | None = None) -> list[dict[str, Any]]:
-    return [
-        row
-        for row in scan_all(db)
-        if row["PK"]["S"].startswith(pk_prefix) and (sk is None or row["SK"]["S"] == sk)
-    ]
 
 
 def put_account(
@@ -68,11 +60,6 @@ def put_account(
 def stored_hash(db: Database, user_id: str) -> str:
     row = db.client.get_item(TableName=db.table, Key=keys.user(user_id), ConsistentRead=True)
     return row["Item"]["passwordHash"]["S"]
-
-
-def user_id_for(db: Database, email: str) -> str:
-    row = db.client.get_item(TableName=db.table, Key=keys.email(email), ConsistentRead=True)
-    return row["Item"]["userId"]["S"]
 
 
 # --- tokens and cookies ------------------------------------------------------------------------
@@ -211,11 +198,8 @@ def dynamodb_calls(client: Any) -> Iterator[list[tuple[str, dict[str, Any]]]]:
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
         calls.append((model.name, dict(params)))  # the API parameters, as the code passed them
 
-    client.meta.events.register("provide-client-params.dynamodb", record)
-    try:
+    with hooked(client, "provide-client-params.dynamodb", record):
         yield calls
-    finally:
-        client.meta.events.unregister("provide-client-params.dynamodb", record)
 
 
 @contextlib.contextmanager
@@ -237,11 +221,8 @@ def dynamodb_failure(
                 {"Error": {"Code": code, "Message": "injected by the test"}}, model.name
             )
 
-    client.meta.events.register("before-call.dynamodb", fail)
-    try:
+    with hooked(client, "before-call.dynamodb", fail):
         yield failed
-    finally:
-        client.meta.events.unregister("before-call.dynamodb", fail)
 
 
 # --- password hashing --------------------------------------------------------------------------
@@ -266,29 +247,28 @@ def spy_on_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @dataclass(frozen=True)
 class Person:
+    """Someone with an account, and the browser they registered in (None for someone a test
+    wrote straight into the table)."""
+
     email: str
     name: str
-    password: str
     user_id: str
+    web: WebClient | None
+    password: str = PASSWORD
 
 
-def register(
-    app: Any, email: str, name: str = "Test Person", password: str | None = None
-) -> Person:
-    """Create an account through the register page, in a browser of its own."""
-    from tests.support.helpers import PASSWORD, WebClient
-
-    password = password or PASSWORD
-    response = WebClient(app.test_client()).register(email, name, password)
+def register(app: Any, email: str, name: str = "Test Person", password: str = PASSWORD) -> Person:
+    """Create an account through the register page, in a browser of its own (which stays
+    signed in)."""
+    web = WebClient(app.test_client())
+    response = web.register(email, name, password)
     assert response.status_code == 303, response.get_data(as_text=True)
-    user_id = user_id_for(app.extensions["db"], email.strip().lower())
-    return Person(email.strip().lower(), name, password, user_id)
+    address = email.strip().lower()
+    return Person(address, name, user_id_of(app.extensions["db"], address), web, password)
 
 
-def signed_in(app: Any, person: Person) -> Any:
-    """A new browser signed in as ``person`` (a tests.support.helpers.WebClient)."""
-    from tests.support.helpers import WebClient
-
+def signed_in(app: Any, person: Person) -> WebClient:
+    """A new browser signed in as ``person``."""
     web = WebClient(app.test_client())
     response = web.login(person.email, person.password)
     assert response.status_code == 303, response.get_data(as_text=True)

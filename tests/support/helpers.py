@@ -1,14 +1,20 @@
-"""A small browser over Flask's test client: it reads forms' CSRF fields like a person's
-browser would, so tests run with CSRF protection switched on."""
+"""What most tests share: a small browser over Flask's test client (it reads forms' CSRF
+fields like a person's browser would, so tests run with CSRF protection switched on), table
+snapshots and look-ups, v1 data, and waiting on a condition."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
+from collections.abc import Callable, Iterator
 from html import unescape
 from typing import Any
 
+from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
+from store import keys, legacy
 from store.db import Database
 
 
@@ -19,6 +25,8 @@ def is_moto(client: Any) -> bool:
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]*)"')
 PASSWORD = "a long enough test password"
+# PASSWORD hashed the way v1 hashed, with few iterations: cheap to make, still checkable.
+V1_PASSWORD_HASH = generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")
 
 
 class WebClient:
@@ -93,6 +101,52 @@ def scan_all(db: Database) -> list[dict[str, Any]]:
             break
         params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     return sorted(rows, key=lambda row: (row["PK"]["S"], row["SK"]["S"]))
+
+
+def rows_with(db: Database, pk_prefix: str, sk_prefix: str = "") -> list[dict[str, Any]]:
+    """The rows whose PK and SK start with these prefixes, in key order."""
+    return [
+        row
+        for row in scan_all(db)
+        if row["PK"]["S"].startswith(pk_prefix) and row["SK"]["S"].startswith(sk_prefix)
+    ]
+
+
+def user_id_of(db: Database, email: str) -> str:
+    """The user id the e-mail pointer row names (the address as stored: lower case)."""
+    row = db.get(keys.email(email), consistent=True)
+    assert row, f"no account for {email}"
+    return row["userId"]["S"]
+
+
+@contextlib.contextmanager
+def hooked(client: Any, event: str, handler: Callable[..., Any]) -> Iterator[None]:
+    """Register a botocore event handler on ``client`` for the duration of the block."""
+    client.meta.events.register(event, handler)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, handler)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, step: float = 0.05) -> Any:
+    """Call ``predicate`` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+def seed_v1(
+    db: Database, *, items: int, settings: int = 5, members: int = 4, seed: int = 7
+) -> list[legacy.SeededAccount]:
+    """Write a v1 data set; its accounts sign in with PASSWORD."""
+    rows, accounts = legacy.build_dataset(items, settings, members, V1_PASSWORD_HASH, seed=seed)
+    legacy.write_rows(db, rows)
+    return accounts
 
 
 def create_v1_table(client: Any, name: str, **billing: Any) -> None:

@@ -10,35 +10,20 @@ from typing import Any
 
 import pytest
 
-from store import accounts, keys
+from store import keys
 from store import workspaces as store_workspaces
 from store.db import Database, n, now_iso, s
-from tests.support.helpers import WebClient
-from tests.support.helpers import scan_all as scan_table  # noqa: F401 - the name these tests use
-
-
-@dataclass
-class Person:
-    email: str
-    name: str
-    user_id: str
-    web: WebClient
-
+from tests.support.auth import Person, register
 
 PersonFactory = Callable[..., Person]
 
 
 @pytest.fixture
-def person(app: Any, database: Database) -> PersonFactory:
+def person(app: Any) -> PersonFactory:
     """Register someone in their own browser; they stay signed in."""
 
     def make(email: str, name: str | None = None) -> Person:
-        web = WebClient(app.test_client())
-        response = web.register(email, name or email.split("@")[0].title())
-        assert response.status_code == 303, web.text(response)
-        account = accounts.find_by_email(database, email)
-        assert account is not None
-        return Person(email, account.name, account.user_id, web)
+        return register(app, email, name or email.split("@")[0].title())
 
     return make
 

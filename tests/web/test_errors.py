@@ -15,12 +15,11 @@ from tests.support.auth import (
     Person,
     dynamodb_failure,
     register,
-    scan_all,
     set_cookies,
     signed_in,
     spy_on_hashing,
 )
-from tests.support.helpers import PASSWORD, WebClient
+from tests.support.helpers import PASSWORD, WebClient, scan_all
 
 LEAKS = ("Traceback", "ClientError", "botocore", "injected by the test", 'File "', "Werkzeug")
 JWT_PATTERN = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")

@@ -15,11 +15,10 @@ from tests.support.auth import (
     assert_html_security_headers,
     csp_directives,
     register,
-    scan_all,
     set_cookies,
     signed_in,
 )
-from tests.support.helpers import WebClient
+from tests.support.helpers import WebClient, scan_all
 from web.security import CONTENT_SECURITY_POLICY, preauth_csrf_token, safe_next
 
 

@@ -24,12 +24,11 @@ from tests.support.auth import (
     form_csrf_values,
     mint_token,
     register,
-    scan_all,
     set_access_cookie,
     set_cookies,
     signed_in,
 )
-from tests.support.helpers import WebClient
+from tests.support.helpers import WebClient, scan_all
 
 
 @pytest.fixture

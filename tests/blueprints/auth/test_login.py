@@ -21,14 +21,12 @@ from tests.support.auth import (
     form_csrf,
     mask,
     put_account,
-    rows_with,
-    scan_all,
     set_cookies,
     signed_in,
     spy_on_hashing,
     stored_hash,
 )
-from tests.support.helpers import WebClient
+from tests.support.helpers import WebClient, rows_with, scan_all
 
 # Django's URLHasAllowedHostAndSchemeTests.test_bad_urls, plus encoded and spaced variants.
 BAD_NEXT = [

@@ -14,12 +14,11 @@ from tests.support.auth import (
     claims_of,
     dynamodb_calls,
     mint_token,
-    scan_all,
     set_access_cookie,
     set_cookies,
     signed_in,
 )
-from tests.support.helpers import WebClient
+from tests.support.helpers import WebClient, scan_all
 
 
 def test_signing_out_clears_the_cookies_and_revokes_the_session(

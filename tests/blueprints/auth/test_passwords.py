@@ -10,8 +10,9 @@ from werkzeug.security import generate_password_hash
 from blueprints.auth import passwords
 from config import load_config
 from tests.support.app import make_app
-from tests.support.auth import spy_on_hashing, stored_hash, user_id_for
+from tests.support.auth import spy_on_hashing, stored_hash
 from tests.support.helpers import PASSWORD, WebClient
+from tests.support.helpers import user_id_of as user_id_for
 
 CHEAP = "pbkdf2:sha256:1000"
 # OWASP Password Storage cheat sheet: scrypt N=2^17/r=8/p=1 or an equivalent trade-off.

@@ -8,17 +8,9 @@ from typing import Any
 import pytest
 
 from store import keys
-from tests.support.auth import (
-    ACCESS_COOKIE,
-    Person,
-    auth_cookies_set,
-    rows_with,
-    scan_all,
-    spy_on_hashing,
-    stored_hash,
-    user_id_for,
-)
-from tests.support.helpers import PASSWORD, WebClient
+from tests.support.auth import ACCESS_COOKIE, Person, auth_cookies_set, spy_on_hashing, stored_hash
+from tests.support.helpers import PASSWORD, WebClient, rows_with, scan_all
+from tests.support.helpers import user_id_of as user_id_for
 
 EXISTING_EMAIL_MESSAGE = "This e-mail address cannot be used for a new account"
 

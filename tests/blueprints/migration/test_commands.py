@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from store import keys, migration
-from tests.support.migration import hooked, migrate, rows_with, scan_all
+from tests.support.helpers import hooked, rows_with, scan_all
+from tests.support.migration import migrate
 
 
 def test_status_before_anything_says_no_flag_and_counts_v1(runner, seed):

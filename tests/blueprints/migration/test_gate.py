@@ -9,16 +9,9 @@ from typing import Any
 import pytest
 
 from store import batch, keys, migration
-from tests.support.helpers import WebClient
-from tests.support.migration import (
-    hooked,
-    is_copy,
-    rows_with,
-    scan_all,
-    throttled,
-    user_id_of,
-    wait_for,
-)
+from tests.support.faults import is_fenced_copy as is_copy
+from tests.support.helpers import WebClient, hooked, rows_with, scan_all, user_id_of, wait_for
+from tests.support.migration import throttled
 
 
 def finish(web: WebClient, next_path: str = "/") -> dict[str, Any]:

@@ -17,14 +17,9 @@ import pytest
 from store import invites as store_invites
 from store import keys
 from store.db import Database
-from tests.support.workspaces import (
-    Person,
-    Team,
-    add_item,
-    add_member,
-    create_workspace,
-    scan_table,
-)
+from tests.support.auth import Person
+from tests.support.helpers import scan_all as scan_table
+from tests.support.workspaces import Team, add_item, add_member, create_workspace
 
 ITEM = "item-1"
 TARGET = "target-user"  # a plain member the actions act on

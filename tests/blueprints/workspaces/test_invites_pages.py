@@ -23,7 +23,8 @@ from store import keys
 from store.db import Database
 from tests.support.app import make_app
 from tests.support.helpers import PASSWORD, WebClient
-from tests.support.workspaces import Team, scan_table
+from tests.support.helpers import scan_all as scan_table
+from tests.support.workspaces import Team
 
 INVITEE = "newcomer@example.com"
 LINK = re.compile(r'value="(http[^"]*/invite/([A-Za-z0-9_\-]+))"')

@@ -11,7 +11,8 @@ import pytest
 
 from store import keys, legacy
 from store.db import Database, s
-from tests.support.workspaces import Team, add_item, scan_table
+from tests.support.helpers import scan_all as scan_table
+from tests.support.workspaces import Team, add_item
 
 V1_EXTRAS: dict[str, Any] = legacy.EVERY_TYPE
 

@@ -10,7 +10,8 @@ import pytest
 
 from store import keys
 from store.db import Database, s
-from tests.support.workspaces import Team, add_member, scan_table
+from tests.support.helpers import scan_all as scan_table
+from tests.support.workspaces import Team, add_member
 
 VALID = {
     "teamName": "Acme Team",

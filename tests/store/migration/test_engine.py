@@ -12,17 +12,9 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 from store import batch, keys, migration
 from store.db import Database
-from tests.support.migration import (
-    FAST,
-    cancelled,
-    for_backend,
-    hooked,
-    is_copy,
-    migrate,
-    rows_with,
-    scan_all,
-    throttled,
-)
+from tests.support.faults import is_fenced_copy as is_copy
+from tests.support.helpers import hooked, rows_with, scan_all
+from tests.support.migration import FAST, cancelled, for_backend, migrate, throttled
 
 
 def v1_rows(database: Database) -> dict[str, list[dict[str, Any]]]:
