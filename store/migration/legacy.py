@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import keys
-from .batch import chunk_requests, write_chunk
-from .db import Database, RawItem, iso, s
+from store import keys
+from store.batch import chunk_requests, write_chunk
+from store.db import Database, RawItem, iso, s
 
 DEMO_PASSWORD = "correct horse battery staple"  # noqa: S105 - printed demo password
 ROLES_BY_POSITION = ("owner", "admin")
