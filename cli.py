@@ -8,8 +8,9 @@ from flask.cli import AppGroup
 
 from blueprints.auth import passwords
 from blueprints.migration.commands import migration_cli
-from store import legacy, schema
+from store import schema
 from store.db import get_db
+from store.migration import legacy
 
 db_cli = AppGroup("db", help="Create or upgrade the DynamoDB table.")
 legacy_cli = AppGroup("legacy", help="v1 data: a demo data set for development and tests.")

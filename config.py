@@ -67,7 +67,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DYNAMODB_MAX_ATTEMPTS": 3,
         "DYNAMODB_CONNECT_TIMEOUT": 2.0,
         "DYNAMODB_READ_TIMEOUT": 5.0,
-        # Migration lease and budget (see store/migration.py for why these numbers).
+        # Migration lease and budget (see store/migration/__init__.py for why these numbers).
         "MIGRATION_LEASE_SECONDS": float(env.get("MIGRATION_LEASE_SECONDS") or 30),
         "MIGRATION_BUDGET_SECONDS": float(env.get("MIGRATION_BUDGET_SECONDS") or 8),
         "MIGRATION_WRITERS": int(env.get("MIGRATION_WRITERS") or 4),

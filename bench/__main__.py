@@ -20,8 +20,13 @@ from typing import Any
 from werkzeug.security import generate_password_hash
 
 from devtools import embedded_db
-from store import batch, keys, legacy, migration, schema
+from store import batch, keys, schema
 from store.db import Database, build_client
+from store.migration import legacy
+from store.migration.claim import ClaimObserver, try_acquire
+from store.migration.engine import Settings, run_migration
+from store.migration.flag import read_flag
+from store.migration.v1 import SCAN_PAGE_LIMIT, scan_v1_items
 
 PASSWORD = "a long enough bench password"
 WRITERS = 4
@@ -73,8 +78,8 @@ def floor_copy(database: Database, *, fenced: bool = False) -> None:
             database.client.transact_write_items(TransactItems=[check, *puts])
 
     def segment(number: int) -> None:
-        for rows, _ in migration.scan_v1_items(
-            database, segment=number, total_segments=WRITERS, page_limit=migration.SCAN_PAGE_LIMIT
+        for rows, _ in scan_v1_items(
+            database, segment=number, total_segments=WRITERS, page_limit=SCAN_PAGE_LIMIT
         ):
             write([{**row, keys.PK: {"S": target}, keys.SK: row[keys.PK]} for row in rows])
 
@@ -125,7 +130,7 @@ def migrate_via_first_request(client: Any, database: Database) -> float:
         thread.join()
     elapsed = time.perf_counter() - started
     assert response.status_code in (302, 303), response.status_code
-    assert migration.read_flag(database) is not None, "the migration did not finish"
+    assert read_flag(database) is not None, "the migration did not finish"
     return elapsed
 
 
@@ -164,14 +169,10 @@ def memory_table(client: Any, sizes: list[int]) -> None:
     for size in sizes:
         database = fresh_database(client)
         seed(database, size)
-        run = migration.try_acquire(
-            database, "bench", migration.ClaimObserver(), lease=30, segments=WRITERS
-        )
+        run = try_acquire(database, "bench", ClaimObserver(), lease=30, segments=WRITERS)
         tracemalloc.start()
         started = time.perf_counter()
-        flag = migration.run_migration(
-            database, run, migration.Settings(writers=WRITERS, segments=WRITERS)
-        )
+        flag = run_migration(database, run, Settings(writers=WRITERS, segments=WRITERS))
         elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -213,7 +214,7 @@ def pages_table(client: Any, sizes: list[int], requests: int) -> None:
         thread = runner.state(app).thread
         if thread is not None:
             thread.join()
-        flag = migration.read_flag(database)
+        flag = read_flag(database)
         counter = CallCounter(client)
         for label, path in (("/", "/"), ("items", f"/w/{flag.workspace_id}/items")):
             browser.get(path)  # warm: the process reads the flag once

@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -65,6 +65,42 @@ class Backoff:
 
 def is_retryable(exc: ClientError) -> bool:
     return error_code(exc) in RETRYABLE_ERRORS
+
+
+T = TypeVar("T")
+
+
+def retry(
+    call: Callable[[], T],
+    *,
+    transient: Callable[[Exception], bool],
+    deadline: float,
+    attempts: int | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    before_retry: Callable[[], None] | None = None,
+    what: str = "a request",
+) -> T:
+    """``call()``, called again after a backoff pause for every error ``transient`` accepts.
+
+    Without ``attempts`` it gives up with BudgetExceeded once ``deadline`` has passed. With
+    ``attempts`` it re-raises the last error after that many calls, and the deadline only
+    shortens the pauses: a write whose outcome is unknown is repeated that many times however
+    long each call took. ``before_retry`` runs after each pause (for example, to stop when
+    the caller's claim was lost meanwhile); ``what`` names the work in BudgetExceeded."""
+    backoff = Backoff()
+    calls = 0
+    while True:
+        calls += 1
+        try:
+            return call()
+        except Exception as exc:
+            if not transient(exc) or (attempts is not None and calls >= attempts):
+                raise
+            if attempts is None and monotonic() >= deadline:
+                raise BudgetExceeded(f"{what} still refused when the budget ran out") from exc
+        backoff.pause(deadline)
+        if before_retry is not None:
+            before_retry()
 
 
 def _request_key(request: dict[str, Any]) -> tuple[str, str]:

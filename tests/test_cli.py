@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from werkzeug.security import check_password_hash
 
-from store import keys, legacy
+from store import keys
+from store.migration import legacy
 from tests.support.app import make_app
 from tests.support.helpers import WebClient, create_v1_table, scan_all
 

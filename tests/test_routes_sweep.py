@@ -23,7 +23,8 @@ import pytest
 from werkzeug.routing import IntegerConverter, Rule
 from werkzeug.security import generate_password_hash
 
-from store import keys, legacy
+from store import keys
+from store.migration import legacy
 from tests.support.auth import (
     ACCESS_COOKIE,
     CSRF_COOKIE,

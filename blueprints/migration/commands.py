@@ -12,8 +12,11 @@ from collections import Counter
 import click
 from flask.cli import AppGroup
 
-from store import migration, migration_check
 from store.db import get_db
+from store.migration import check
+from store.migration.claim import read_claim
+from store.migration.flag import read_flag
+from store.migration.v1 import count_v1
 
 migration_cli = AppGroup("migration", help="Inspect, verify and clean up the v1 → v2 move.")
 SHOWN_PER_VERDICT = 50
@@ -21,10 +24,10 @@ SHOWN_PER_VERDICT = 50
 
 def _workspace_and_time() -> tuple[str | None, str | None, bool]:
     db = get_db()
-    flag = migration.read_flag(db)
+    flag = read_flag(db)
     if flag is not None:
         return flag.workspace_id, flag.migrated_at, True
-    claim = migration.read_claim(db)
+    claim = read_claim(db)
     return (claim.workspace_id if claim else None), None, False
 
 
@@ -32,8 +35,8 @@ def _workspace_and_time() -> tuple[str | None, str | None, bool]:
 def status() -> None:
     """Show the flag, the claim, and the v1 and v2 counts."""
     db = get_db()
-    flag = migration.read_flag(db)
-    claim = migration.read_claim(db)
+    flag = read_flag(db)
+    claim = read_claim(db)
     if flag is None:
         click.echo("flag: not written (the migration has not finished)")
     else:
@@ -51,11 +54,11 @@ def status() -> None:
             f"{claim.workspace_id}, items {claim.items_copied}/{total}"
             + (f", last error: {claim.last_error}" if claim.last_error else "")
         )
-    v1 = migration.count_v1(db)
+    v1 = count_v1(db)
     click.echo(f"v1 rows: items={v1['items']} settings={v1['settings']} members={v1['members']}")
     workspace_id = (flag and flag.workspace_id) or (claim and claim.workspace_id)
     if workspace_id:
-        v2 = migration_check.v2_counts(db, workspace_id)
+        v2 = check.v2_counts(db, workspace_id)
         click.echo(
             f"v2 rows in {workspace_id}: items={v2['items']} settings={v2['settings']} "
             f"members={v2['members']}"
@@ -70,16 +73,16 @@ def verify() -> None:
         click.echo("nothing to verify: no migration has started", err=True)
         sys.exit(2)
     verdicts: Counter[str] = Counter()
-    for row in migration_check.compare(get_db(), workspace_id, migrated_at):
+    for row in check.compare(get_db(), workspace_id, migrated_at):
         verdicts[row.verdict] += 1
-        if row.verdict != migration_check.IDENTICAL and verdicts[row.verdict] <= SHOWN_PER_VERDICT:
+        if row.verdict != check.IDENTICAL and verdicts[row.verdict] <= SHOWN_PER_VERDICT:
             click.echo(f"{row.verdict}: {row.kind} {row.v1_key[0]} / {row.v1_key[1]}")
     click.echo(
         "summary: " + ", ".join(f"{verdicts[v]} {v}" for v in sorted(verdicts)) or "no v1 rows"
     )
     if not flagged:
         click.echo("note: the flag is not written yet; the migration is still in progress")
-    problems = sum(c for v, c in verdicts.items() if v != migration_check.IDENTICAL)
+    problems = sum(c for v, c in verdicts.items() if v != check.IDENTICAL)
     sys.exit(1 if problems or not flagged else 0)
 
 
@@ -88,7 +91,7 @@ def verify() -> None:
 def cleanup(dry_run: bool) -> None:
     """Delete v1 rows whose v2 copy is verified identical; refuses before the flag."""
     db = get_db()
-    flag = migration.read_flag(db)
+    flag = read_flag(db)
     if flag is None:
         click.echo("refusing: the migration flag is not written yet", err=True)
         sys.exit(2)
@@ -96,9 +99,9 @@ def cleanup(dry_run: bool) -> None:
         click.echo("nothing to clean up: there was no v1 data")
         return
     outcomes: Counter[str] = Counter()
-    for row in migration_check.compare(db, flag.workspace_id, flag.migrated_at):
+    for row in check.compare(db, flag.workspace_id, flag.migrated_at):
         label = f"{row.kind} {row.v1_key[0]} / {row.v1_key[1]}"
-        if row.verdict != migration_check.IDENTICAL:
+        if row.verdict != check.IDENTICAL:
             outcomes[f"kept: {row.verdict}"] += 1
             click.echo(f"keep   {label} ({row.verdict})")
             continue
@@ -106,7 +109,7 @@ def cleanup(dry_run: bool) -> None:
             outcomes["would delete"] += 1
             click.echo(f"delete {label}")
             continue
-        outcome = migration_check.delete_if_unchanged(db, row.v1)
+        outcome = check.delete_if_unchanged(db, row.v1)
         outcomes[outcome] += 1
         if outcome != "deleted":
             click.echo(f"{outcome}: {label}")

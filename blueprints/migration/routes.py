@@ -13,8 +13,11 @@ from flask import (
     url_for,
 )
 
-from store import accounts, migration, workspaces
+from store import accounts, workspaces
 from store.db import get_db
+from store.migration.claim import STATE_WAITING, Claim, read_claim
+from store.migration.flag import finish_without_data, read_flag
+from store.migration.v1 import has_v1_data
 from web import sessions
 from web.security import safe_next
 
@@ -36,10 +39,10 @@ def gate():
     if user is None or runner.flag_seen():
         return None
     db = get_db()
-    claim = migration.read_claim(db)
-    if claim is None and not migration.has_v1_data(db):
+    claim = read_claim(db)
+    if claim is None and not has_v1_data(db):
         # A fresh install: nothing to copy, so nobody ever sees the preparing page.
-        migration.finish_without_data(db, user.user_id)
+        finish_without_data(db, user.user_id)
         runner.state().flag_seen = True
         return None
     runner.kick(user.user_id, claim)
@@ -49,7 +52,7 @@ def gate():
     return redirect(url_for("migration.preparing", next=safe_next(target)), 303)
 
 
-def _progress(claim: migration.Claim | None) -> dict[str, object]:
+def _progress(claim: Claim | None) -> dict[str, object]:
     if claim is None:
         return {"phase": "starting", "items": 0, "itemsTotal": None, "retrying": False}
     return {
@@ -61,7 +64,7 @@ def _progress(claim: migration.Claim | None) -> dict[str, object]:
         else None,
         "settings": claim.settings_copied,
         "members": claim.members_copied,
-        "retrying": claim.state == migration.STATE_WAITING or bool(claim.last_error),
+        "retrying": claim.state == STATE_WAITING or bool(claim.last_error),
         "message": claim.last_error,
     }
 
@@ -72,7 +75,7 @@ def preparing():
     target = safe_next(request.args.get("next"))
     if runner.flag_seen():
         return redirect(target)
-    claim = migration.read_claim(get_db())
+    claim = read_claim(get_db())
     runner.kick(sessions.signed_in().user_id, claim)
     progress = _progress(claim)
     status = 503 if progress["retrying"] else 200
@@ -98,7 +101,7 @@ def progress():
     target = safe_next(request.args.get("next"))
     if runner.flag_seen():
         return jsonify(done=True, next=target)
-    claim = migration.read_claim(get_db())
+    claim = read_claim(get_db())
     runner.kick(sessions.signed_in().user_id, claim)
     return jsonify(done=False, next=target, **_progress(claim))
 
@@ -109,7 +112,7 @@ def audit():
     """Who migrated, when, how long it took and what was copied: for the workspace's owners."""
     user = sessions.signed_in()
     db = get_db()
-    flag = migration.read_flag(db)
+    flag = read_flag(db)
     if flag is None or flag.workspace_id is None:
         abort(404)
     membership = workspaces.get_member(db, flag.workspace_id, user.user_id)

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import Flask, current_app
 
-from store import migration
 from store.db import Database, get_db
+from store.migration.claim import Claim, ClaimObserver, Run, try_acquire
+from store.migration.engine import Settings, run_migration
+from store.migration.flag import read_flag
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ class ProcessState:
     """What this server process knows about the migration."""
 
     flag_seen: bool = False
-    observer: migration.ClaimObserver = field(default_factory=migration.ClaimObserver)
+    observer: ClaimObserver = field(default_factory=ClaimObserver)
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
 
@@ -33,9 +35,9 @@ def state(app: Flask | None = None) -> ProcessState:
     return (app or current_app).extensions["migration"]
 
 
-def settings_from(app: Flask) -> migration.Settings:
+def settings_from(app: Flask) -> Settings:
     config = app.config
-    return migration.Settings(
+    return Settings(
         lease=config["MIGRATION_LEASE_SECONDS"],
         budget=config["MIGRATION_BUDGET_SECONDS"],
         writers=config["MIGRATION_WRITERS"],
@@ -48,12 +50,12 @@ def flag_seen() -> bool:
     process = state()
     if process.flag_seen:
         return True
-    if migration.read_flag(get_db()) is not None:
+    if read_flag(get_db()) is not None:
         process.flag_seen = True
     return process.flag_seen
 
 
-def kick(user_id: str, claim: migration.Claim | None) -> None:
+def kick(user_id: str, claim: Claim | None) -> None:
     """Start a run in this process unless one is running here or elsewhere with a live claim.
 
     ``claim`` is the claim row as the caller just read it."""
@@ -65,7 +67,7 @@ def kick(user_id: str, claim: migration.Claim | None) -> None:
         settings = settings_from(app)
         db = get_db()
         try:
-            run = migration.try_acquire(
+            run = try_acquire(
                 db,
                 user_id,
                 process.observer,
@@ -85,11 +87,9 @@ def kick(user_id: str, claim: migration.Claim | None) -> None:
         process.thread.start()
 
 
-def _run(
-    process: ProcessState, db: Database, run: migration.Run, settings: migration.Settings
-) -> None:
+def _run(process: ProcessState, db: Database, run: Run, settings: Settings) -> None:
     try:
-        if migration.run_migration(db, run, settings) is not None:
+        if run_migration(db, run, settings) is not None:
             process.flag_seen = True
     except Exception:
         # A thread's exception would vanish silently; the claim lapses and is taken over.

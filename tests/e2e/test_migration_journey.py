@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from playwright.sync_api import Page, expect
 
 from devtools.live_server import LiveServer
-from store import migration
+from store.migration.flag import read_flag
 from tests.support.browser import PageFactory
 from tests.support.faults import COPIES, FaultProxy
 
@@ -64,7 +64,7 @@ def expect_arrived(page: Page, asked: str) -> None:
 
 
 def assert_flag(server: LiveServer, items: int) -> None:
-    flag = migration.read_flag(server.database)
+    flag = read_flag(server.database)
     assert flag is not None and (flag.items, flag.settings, flag.members) == (items, 5, 4)
 
 

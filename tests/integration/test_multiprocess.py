@@ -7,7 +7,7 @@ process, and drives it over HTTP like a browser without JavaScript would
 table are in tests/support/multiprocess.py. test_engine.py and test_gate.py show the same
 promises in one process with botocore hooks; these show they hold when several processes
 share one table, when a holder is killed or paused, and end to end over HTTP. The migration
-copies with fenced TransactWriteItems (store/migration.py), so faults target ``COPIES``: the
+copies with fenced TransactWriteItems (store/migration/engine.py), so faults target ``COPIES``: the
 claim, takeover and flag transactions pass untouched. Leases are short (2-3 s) to keep each
 test quick; every wait is on a condition with a generous timeout, never on a timing.
 """
@@ -29,8 +29,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from devtools.live_server import LiveServer
-from store import keys, migration, schema
+from store import keys, schema
 from store.db import Database, build_client
+from store.migration.claim import STATE_COMPLETE, STATE_RUNNING, read_claim
+from store.migration.flag import read_flag
 from tests.support.faults import (
     CANCELLED,
     COPIES,
@@ -230,7 +232,7 @@ def test_simultaneous_first_sign_ins_in_four_processes_migrate_exactly_once(
     parallel(lambda i: people[5 + i].register(emails[5 + i], f"Newcomer {i}"), 8)
     # 32 browser tabs of theirs (a tab shares its person's cookies).
     visitors = [Visitor(server.url, jar=people[i % len(people)].jar) for i in range(32)]
-    assert migration.read_claim(server.database) is None, "signing in alone starts nothing"
+    assert read_claim(server.database) is None, "signing in alone starts nothing"
 
     start = threading.Barrier(32)
     jitter = [rng.uniform(0, 0.05) for _ in range(32)]
@@ -273,9 +275,9 @@ def test_a_server_killed_mid_copy_is_resumed_into_the_same_workspace_after_the_l
     first.kill()
 
     db = first.database
-    assert migration.read_flag(db) is None
-    claim = migration.read_claim(db)
-    assert claim is not None and claim.state == migration.STATE_RUNNING
+    assert read_flag(db) is None
+    claim = read_claim(db)
+    assert claim is not None and claim.state == STATE_RUNNING
     assert claim.workspace_id == crashed.workspace_id
     assert len(workspace_rows(db)) == 1
 
@@ -287,17 +289,17 @@ def test_a_server_killed_mid_copy_is_resumed_into_the_same_workspace_after_the_l
     visitor.base_url = second.url
     before_lapse = visitor.get(preparing_url(asked))
     assert before_lapse.status == 200 and PREPARING in before_lapse.text
-    held = migration.read_claim(db)
+    held = read_claim(db)
     assert held is not None and (held.owner, held.attempt) == (claim.owner, claim.attempt), (
         "a server that has just seen the claim must not take it over"
     )
-    assert len(workspace_rows(db)) == 1 and migration.read_flag(db) is None
+    assert len(workspace_rows(db)) == 1 and read_flag(db) is None
 
     follow_preparing(visitor, preparing_url(asked), asked)
 
     flag = assert_migrated_exactly_once(db, (2000, 5, 4))
     assert flag.workspace_id == crashed.workspace_id
-    resumed = migration.read_claim(db)
+    resumed = read_claim(db)
     assert resumed is not None and resumed.attempt > claim.attempt
     assert flag.run_id == resumed.owner != claim.owner
     assert visitor.get(asked).status == 200
@@ -339,7 +341,7 @@ def _pause_holder_and_finish_elsewhere(
         caught.release()
         wait_for(lambda: fault_proxy.in_flight() == 0, timeout=30)
         assert [a.code for a in caught.answered()] == [None] * caught.count, "A's copies landed"
-    assert migration.read_flag(db) is None
+    assert read_flag(db) is None
     second = live_server_factory(
         table=first.table, workers=2, extra_env={**env, "SECRET_KEY": first.env["SECRET_KEY"]}
     )
@@ -386,13 +388,13 @@ def test_a_paused_holder_resumed_after_a_takeover_writes_no_second_flag_and_keep
 
     ended = run_ended(run["first"], run["paused_owner"])
     assert "crashed" not in ended, ended
-    assert migration.read_flag(db) == flag, "the flag was written once and never replaced"
+    assert read_flag(db) == flag, "the flag was written once and never replaced"
     assert titles_of(db, flag.workspace_id, edited) == edited, "A overwrote edits after resuming"
     assert rows_of(db, flag.workspace_id) == before, "A changed the workspace after resuming"
     assert fault_proxy.count(COPIES) == copies_before, "A sent copies after resuming"
     assert len(workspace_rows(db)) == 1
-    claim = migration.read_claim(db)
-    assert claim is not None and claim.state == migration.STATE_COMPLETE
+    claim = read_claim(db)
+    assert claim is not None and claim.state == STATE_COMPLETE
     assert claim.owner == flag.run_id
     assert Visitor(run["first"].url).get("/healthz").status == 200  # A serves again
 
@@ -416,7 +418,7 @@ def test_a_paused_holders_write_in_flight_cannot_overwrite_edits_made_after_a_ta
     ended = run_ended(run["first"], run["paused_owner"])
 
     assert "crashed" not in ended, ended
-    assert migration.read_flag(db) == flag
+    assert read_flag(db) == flag
     assert titles_of(db, flag.workspace_id, edited) == edited, (
         "A's copies sent after it resumed overwrote edits made after B's takeover"
     )
@@ -432,9 +434,9 @@ def test_a_paused_holders_write_in_flight_cannot_overwrite_edits_made_after_a_ta
     assert all(a.fenced_off for a in after_resume), (
         f"a copy sent after the takeover was not refused by its fence: {brief(after_resume)}"
     )
-    assert migration.read_flag(db) == flag and len(workspace_rows(db)) == 1
-    claim = migration.read_claim(db)
-    assert claim is not None and claim.state == migration.STATE_COMPLETE
+    assert read_flag(db) == flag and len(workspace_rows(db)) == 1
+    claim = read_claim(db)
+    assert claim is not None and claim.state == STATE_COMPLETE
     assert claim.owner == flag.run_id
 
 
@@ -468,9 +470,9 @@ def test_throttling_shows_the_retrying_page_without_a_flag_and_a_later_request_f
     assert PREPARING in page.text and "retrying automatically" in page.text
     progress = visitor.progress(asked)
     assert progress["done"] is False and progress["retrying"] is True
-    assert migration.read_flag(db) is None
+    assert read_flag(db) is None
     assert fault_proxy.throttled(COPIES) > 0
-    claim = migration.read_claim(db)
+    claim = read_claim(db)
     assert claim is not None
     # The workspace row is copied beside the items, so it may not have landed yet; there is
     # never a second one.
@@ -527,7 +529,7 @@ def test_refused_copies_complete_exactly_while_the_heartbeat_keeps_contenders_of
                 done[name] = True
             else:
                 seen.append(progress["items"])
-        claim = migration.read_claim(db)
+        claim = read_claim(db)
         if claim is not None:
             claims.append((claim.owner, claim.attempt))
         time.sleep(0.1)

@@ -10,8 +10,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from store import keys, legacy, schema
+from store import keys, schema
 from store.db import Database
+from store.migration import legacy
 from tests.support.helpers import create_v1_table, scan_all
 
 V2_INDEXES = {keys.BY_USER_INDEX, keys.BY_CREATED_INDEX}

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from store import items, keys, legacy
+from store import items, keys
 from store.db import Database, s
+from store.migration import legacy
 
 WS = "ws-items"
 OTHER_WS = "ws-other"

@@ -14,8 +14,9 @@ from typing import Any
 from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
-from store import keys, legacy
+from store import keys
 from store.db import Database
+from store.migration import legacy
 
 
 def is_moto(client: Any) -> bool:

@@ -9,11 +9,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from store import legacy, migration
 from store.db import Database, build_client
+from store.migration import legacy
+from store.migration.claim import ClaimObserver, try_acquire
+from store.migration.engine import Settings, run_migration
+from store.migration.flag import Flag
 from tests.support.helpers import is_moto, seed_v1
 
-FAST = migration.Settings(lease=30.0, budget=3.0, writers=4, segments=4)
+FAST = Settings(lease=30.0, budget=3.0, writers=4, segments=4)
 
 
 @pytest.fixture
@@ -50,21 +53,21 @@ def throttled(operation: str) -> ClientError:
     )
 
 
-def for_backend(database: Database, settings: migration.Settings) -> migration.Settings:
+def for_backend(database: Database, settings: Settings) -> Settings:
     """One writer on moto, which is not safe under concurrent transactions."""
     return dataclasses.replace(settings, writers=1) if is_moto(database.client) else settings
 
 
 def migrate(
-    database: Database, user_id: str = "u-test", settings: migration.Settings = FAST, **options: Any
-) -> migration.Flag | None:
+    database: Database, user_id: str = "u-test", settings: Settings = FAST, **options: Any
+) -> Flag | None:
     settings = for_backend(database, settings)
-    run = migration.try_acquire(
+    run = try_acquire(
         database,
         user_id,
-        migration.ClaimObserver(),
+        ClaimObserver(),
         lease=settings.lease,
         segments=settings.segments,
     )
     assert run is not None, "the claim was not free"
-    return migration.run_migration(database, run, settings, **options)
+    return run_migration(database, run, settings, **options)

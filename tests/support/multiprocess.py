@@ -11,8 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from devtools.live_server import LiveServer
-from store import keys, migration
+from store import keys
 from store.db import Database
+from store.migration.claim import STATE_COMPLETE, Claim, read_claim
+from store.migration.flag import Flag, read_flag
+from store.migration.rows import ORIGIN, same_data
 from tests.support.faults import Answer, FaultProxy
 from tests.support.helpers import scan_all, wait_for
 
@@ -47,14 +50,14 @@ def rows_of(db: Database, workspace_id: str) -> dict[str, dict[str, Any]]:
     return {r["SK"]["S"]: r for r in found}
 
 
-def assert_migrated_exactly_once(db: Database, counts: tuple[int, int, int]) -> migration.Flag:
+def assert_migrated_exactly_once(db: Database, counts: tuple[int, int, int]) -> Flag:
     """One flag, one workspace (origin v1-migration, the flag's), and in it one identical
     copy of every v1 item, setting and member (roles kept); flag counts equal v1 counts."""
-    flag = migration.read_flag(db)
+    flag = read_flag(db)
     assert flag is not None, "no V2_COMPLETE flag"
     workspaces = workspace_rows(db)
     assert len(workspaces) == 1, f"{len(workspaces)} workspaces: {workspaces}"
-    assert workspaces[0]["origin"] == {"S": migration.ORIGIN}
+    assert workspaces[0]["origin"] == {"S": ORIGIN}
     assert workspaces[0]["PK"]["S"] == keys.workspace_pk(flag.workspace_id or "")
 
     rows = scan_all(db)
@@ -75,14 +78,14 @@ def assert_migrated_exactly_once(db: Database, counts: tuple[int, int, int]) -> 
     assert v2_items.keys() == v1_items.keys()
     assert v2_settings.keys() == v1_settings.keys()
     assert v2_members.keys() == v1_members.keys(), "members are exactly the v1 members"
-    different = [i for i, row in v1_items.items() if not migration.same_data(row, v2_items[i])]
+    different = [i for i, row in v1_items.items() if not same_data(row, v2_items[i])]
     assert not different, f"{len(different)} items differ from v1, e.g. {different[:3]}"
     for name, row in v1_settings.items():
-        assert migration.same_data(row, v2_settings[name]), name
+        assert same_data(row, v2_settings[name]), name
     for user_id, row in v1_members.items():
         assert v2_members[user_id]["role"] == row["role"]
-    claim = migration.read_claim(db)
-    assert claim is not None and claim.state == migration.STATE_COMPLETE
+    claim = read_claim(db)
+    assert claim is not None and claim.state == STATE_COMPLETE
     assert claim.workspace_id == flag.workspace_id
     return flag
 
@@ -92,9 +95,9 @@ def brief(answers: Iterable[Answer]) -> list[tuple[int, str | None, tuple[str, .
     return [(a.status, a.code, a.reasons[:1]) for a in answers]
 
 
-def wait_for_claim(db: Database, predicate: Callable[[migration.Claim], bool]) -> migration.Claim:
-    def check() -> migration.Claim | None:
-        claim = migration.read_claim(db)
+def wait_for_claim(db: Database, predicate: Callable[[Claim], bool]) -> Claim:
+    def check() -> Claim | None:
+        claim = read_claim(db)
         return claim if claim is not None and predicate(claim) else None
 
     return wait_for(check, timeout=60, step=0.05)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from store import keys, migration
+from store import keys
+from store.migration.flag import read_flag
 from tests.support.helpers import hooked, rows_with, scan_all
 from tests.support.migration import migrate
 
@@ -163,4 +164,4 @@ def test_cleanup_deletes_only_identical_v1_rows_and_never_a_row_edited_meanwhile
     # Every v2 copy is still there.
     v2 = rows_with(database, f"WORKSPACE#{flag.workspace_id}")
     assert len([r for r in v2 if r["SK"]["S"].startswith("ITEM#")]) == 6
-    assert migration.read_flag(database) == flag
+    assert read_flag(database) == flag

@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from store import batch, keys, migration
+from store import batch, keys
+from store.migration.claim import ClaimObserver, read_claim, try_acquire
+from store.migration.engine import Migration, Settings
+from store.migration.flag import read_flag
 from tests.support.faults import is_fenced_copy as is_copy
 from tests.support.helpers import WebClient, hooked, rows_with, scan_all, user_id_of, wait_for
 from tests.support.migration import throttled
@@ -28,7 +31,7 @@ def test_a_fresh_install_never_shows_the_preparing_page(web, database):
 
     assert response.status_code == 200
     assert "Preparing your workspace" not in web.text(response)
-    flag = migration.read_flag(database)
+    flag = read_flag(database)
     assert flag is not None and (flag.items, flag.settings, flag.members) == (0, 0, 0)
     assert flag.workspace_id is None
     assert not [r for r in scan_all(database) if r.get("origin") == {"S": "v1-migration"}]
@@ -55,7 +58,7 @@ def test_first_sign_in_shows_the_preparing_page_then_returns_to_the_page_asked_f
     done = finish(web, "/?view%3Dmine")
     assert done["next"] == "/?view=mine"
     assert web.get("/preparing?next=/?view%3Dmine").headers["Location"] == "/?view=mine"
-    assert migration.read_flag(database).items == 40
+    assert read_flag(database).items == 40
 
 
 @pytest.mark.parametrize(
@@ -91,7 +94,7 @@ def test_signed_out_visitors_are_not_sent_to_the_preparing_page(web, seed, datab
     response = web.get("/")
 
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
-    assert migration.read_claim(database) is None
+    assert read_claim(database) is None
 
 
 def test_v1_members_keep_their_roles_and_the_first_signer_in_gains_nothing(web, database, seed):
@@ -102,7 +105,7 @@ def test_v1_members_keep_their_roles_and_the_first_signer_in_gains_nothing(web, 
     web.get("/")
     finish(web)
 
-    flag = migration.read_flag(database)
+    flag = read_flag(database)
     members = {
         r["SK"]["S"].removeprefix("MEMBER#"): r["role"]["S"]
         for r in rows_with(database, f"WORKSPACE#{flag.workspace_id}", "MEMBER#")
@@ -171,7 +174,7 @@ def test_progress_never_goes_down_and_the_user_lands_where_they_were_going(
     assert progress["done"] and progress["next"] == "/"
     assert seen == sorted(seen)
     assert len(set(seen)) > 1, "the progress never moved while it was polled"
-    assert migration.read_flag(database).items == 400
+    assert read_flag(database).items == 400
 
 
 def test_throttling_shows_a_clear_retrying_page_and_a_later_request_finishes(
@@ -191,16 +194,16 @@ def test_throttling_shows_a_clear_retrying_page_and_a_later_request_finishes(
     monkeypatch.setattr(client, "transact_write_items", throttle_copies)
     web.login(accounts[0].email)
     web.get("/")
-    wait_for(lambda: (c := migration.read_claim(database)) and c.state == "waiting")
+    wait_for(lambda: (c := read_claim(database)) and c.state == "waiting")
 
     page = web.get("/preparing?next=/")
-    assert migration.read_flag(database) is None
+    assert read_flag(database) is None
     monkeypatch.setattr(client, "transact_write_items", original)
 
     assert page.status_code == 503 and page.headers["Retry-After"]
     assert "retrying automatically" in web.text(page)
     finish(web)
-    flag = migration.read_flag(database)
+    flag = read_flag(database)
     assert flag.items == 60
     assert len([r for r in scan_all(database) if r["SK"]["S"] == "WORKSPACE"]) == 1
 
@@ -224,10 +227,8 @@ def test_the_audit_page_shows_who_when_and_counts_to_owners_only(web, other_web,
 
 def test_while_another_server_holds_the_claim_the_page_shows_its_progress(web, database, seed):
     accounts = seed(items=30)
-    run = migration.try_acquire(
-        database, "elsewhere", migration.ClaimObserver(), lease=30, segments=1
-    )
-    holder = migration.Migration(database, run, migration.Settings(lease=30, segments=1))
+    run = try_acquire(database, "elsewhere", ClaimObserver(), lease=30, segments=1)
+    holder = Migration(database, run, Settings(lease=30, segments=1))
     holder.progress.page_done(0, 12, {"PK": {"S": "ITEM#x"}, "SK": {"S": "ITEM"}})
     assert holder.heartbeat()
     web.login(accounts[0].email)
@@ -248,4 +249,4 @@ def test_while_another_server_holds_the_claim_the_page_shows_its_progress(web, d
         progress = web.get("/preparing/progress?next=/").json
     assert progress["done"] is False and progress["items"] == 12
     assert len(claim_reads) == 1  # the poll and the takeover check share one read
-    assert migration.read_claim(database).owner == run.run_id  # nobody took over a live claim
+    assert read_claim(database).owner == run.run_id  # nobody took over a live claim

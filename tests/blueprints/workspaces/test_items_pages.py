@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from store import keys, legacy
+from store import keys
 from store.db import Database, s
+from store.migration import legacy
 from tests.support.helpers import scan_all as scan_table
 from tests.support.workspaces import Team, add_item
 

@@ -10,8 +10,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from store import batch, keys, migration
+from store import batch, keys
 from store.db import Database
+from store.migration.claim import STATE_WAITING, ClaimObserver, read_claim, try_acquire
+from store.migration.engine import Migration, Settings, run_migration
+from store.migration.errors import LostClaim, MigrationError
+from store.migration.flag import Flag, read_flag, write_flag
+from store.migration.rows import same_data
 from tests.support.faults import is_fenced_copy as is_copy
 from tests.support.helpers import hooked, rows_with, scan_all
 from tests.support.migration import FAST, cancelled, for_backend, migrate, throttled
@@ -26,19 +31,19 @@ def v1_rows(database: Database) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def assert_exact_copy(database: Database, flag: migration.Flag) -> None:
+def assert_exact_copy(database: Database, flag: Flag) -> None:
     """Every v1 row has exactly one identical v2 copy in the flag's workspace."""
     ws = flag.workspace_id
     v1 = v1_rows(database)
     v2 = {(r["PK"]["S"], r["SK"]["S"]): r for r in rows_with(database, f"WORKSPACE#{ws}")}
     for row in v1["items"]:
         copy = v2[(f"WORKSPACE#{ws}", "ITEM#" + row["PK"]["S"][len("ITEM#") :])]
-        assert migration.same_data(row, copy)
+        assert same_data(row, copy)
     for row in v1["settings"]:
-        assert migration.same_data(row, v2[(f"WORKSPACE#{ws}", "SET#" + row["SK"]["S"])])
+        assert same_data(row, v2[(f"WORKSPACE#{ws}", "SET#" + row["SK"]["S"])])
     for row in v1["members"]:
         copy = v2[(f"WORKSPACE#{ws}", "MEMBER#" + row["SK"]["S"])]
-        assert migration.same_data(row, copy)
+        assert same_data(row, copy)
         assert copy["role"] == row["role"]
         assert copy["GSI1PK"] == {"S": "USER#" + row["SK"]["S"]}
     counted = {k: len(v) for k, v in v1.items()}
@@ -58,7 +63,7 @@ def test_migration_copies_every_row_and_writes_a_flag_with_the_v1_counts(databas
 
     assert flag is not None
     assert_exact_copy(database, flag)
-    stored = migration.read_flag(database)
+    stored = read_flag(database)
     assert stored == flag
     assert stored.migrated_by == "starter" and stored.migrated_at and stored.duration_ms >= 0
     workspace = database.get(keys.workspace(flag.workspace_id))
@@ -81,9 +86,9 @@ def test_v1_rows_are_left_untouched(database, seed):
 def test_a_second_run_finds_the_claim_complete_and_does_nothing(database, seed):
     seed(items=10)
     migrate(database)
-    observer = migration.ClaimObserver()
+    observer = ClaimObserver()
 
-    again = migration.try_acquire(database, "late", observer, lease=0.0, segments=4)
+    again = try_acquire(database, "late", observer, lease=0.0, segments=4)
 
     assert again is None
     assert len(rows_with(database, "MIGRATION", "V2_COMPLETE")) == 1
@@ -134,7 +139,7 @@ def test_the_flag_read_is_strongly_consistent(database, seed, ddb_client):
             seen.append(dict(params))
 
     with hooked(ddb_client, "provide-client-params.dynamodb.GetItem", record):
-        migration.read_flag(database)
+        read_flag(database)
 
     assert seen and all(p.get("ConsistentRead") is True for p in seen)
 
@@ -191,14 +196,14 @@ def test_permanent_throttling_stops_within_budget_without_a_flag_and_a_later_run
                 raise throttled("TransactWriteItems")
         return raw_client.transact_write_items(**params)
 
-    settings = migration.Settings(lease=30, budget=0.3, writers=2, segments=2)
+    settings = Settings(lease=30, budget=0.3, writers=2, segments=2)
     monkeypatch.setattr(ddb_client, "transact_write_items", throttle_after_two)
     assert migrate(database, settings=settings) is None
     monkeypatch.undo()  # the fault is gone
 
-    assert migration.read_flag(database) is None
-    claim = migration.read_claim(database)
-    assert claim.state == migration.STATE_WAITING
+    assert read_flag(database) is None
+    claim = read_claim(database)
+    assert claim.state == STATE_WAITING
     assert "retrying" in claim.last_error
     first_workspace = claim.workspace_id
 
@@ -287,9 +292,9 @@ def test_a_row_that_never_lands_means_no_flag_and_a_recorded_reason(
     assert migrate(database) is None
     monkeypatch.undo()
 
-    assert migration.read_flag(database) is None
-    claim = migration.read_claim(database)
-    assert claim.state == migration.STATE_WAITING
+    assert read_flag(database) is None
+    claim = read_claim(database)
+    assert claim.state == STATE_WAITING
     assert "did not read back identical" in claim.last_error
     assert migrate(database) is not None  # repaired once the fault is gone
 
@@ -321,16 +326,16 @@ def test_an_item_too_large_for_its_v2_keys_fails_clearly_naming_it(database, see
 
     assert migrate(database) is None
 
-    assert migration.read_flag(database) is None
-    claim = migration.read_claim(database)
+    assert read_flag(database) is None
+    claim = read_claim(database)
     assert "ITEM#huge" in claim.last_error
 
 
 def test_a_crashed_holder_is_taken_over_after_a_lease_into_the_same_workspace(database, seed):
     seed(items=90)
     clock = {"now": 1000.0}
-    run = migration.try_acquire(database, "first", migration.ClaimObserver(), lease=5, segments=2)
-    settings = for_backend(database, migration.Settings(lease=5, budget=3, writers=2, segments=2))
+    run = try_acquire(database, "first", ClaimObserver(), lease=5, segments=2)
+    settings = for_backend(database, Settings(lease=5, budget=3, writers=2, segments=2))
 
     class Crash(Exception):
         pass
@@ -343,41 +348,37 @@ def test_a_crashed_holder_is_taken_over_after_a_lease_into_the_same_workspace(da
             crashed.heartbeat()  # the last progress it published before dying
             raise Crash
 
-    crashed = migration.Migration(database, run, settings, on_page=crash_after_two_pages)
+    crashed = Migration(database, run, settings, on_page=crash_after_two_pages)
     with pytest.raises(Crash):
         crashed.execute()
-    assert migration.read_flag(database) is None
+    assert read_flag(database) is None
 
-    contender = migration.ClaimObserver()
+    contender = ClaimObserver()
     tick = lambda: clock["now"]  # noqa: E731
-    assert (
-        migration.try_acquire(database, "b", contender, lease=5, segments=2, monotonic=tick) is None
-    )
+    assert try_acquire(database, "b", contender, lease=5, segments=2, monotonic=tick) is None
     clock["now"] += 4.9
     assert (
-        migration.try_acquire(database, "b", contender, lease=5, segments=2, monotonic=tick) is None
+        try_acquire(database, "b", contender, lease=5, segments=2, monotonic=tick) is None
     )  # still within the lease
     clock["now"] += 0.2
-    resumed = migration.try_acquire(database, "b", contender, lease=5, segments=2, monotonic=tick)
+    resumed = try_acquire(database, "b", contender, lease=5, segments=2, monotonic=tick)
 
     assert resumed is not None
     assert resumed.claim.workspace_id == run.claim.workspace_id
     assert resumed.claim.items_copied > 0  # it resumes from the recorded pages
-    flag = migration.run_migration(database, resumed, settings)
+    flag = run_migration(database, resumed, settings)
     assert flag is not None and flag.workspace_id == run.claim.workspace_id
     assert_exact_copy(database, flag)
 
 
 def test_a_contender_with_a_skewed_wall_clock_does_not_take_over_a_live_claim(database, seed):
     seed(items=5)
-    migration.try_acquire(
-        database, "holder", migration.ClaimObserver(), lease=5, segments=1, wall=lambda: 0.0
-    )
-    observer = migration.ClaimObserver()
+    try_acquire(database, "holder", ClaimObserver(), lease=5, segments=1, wall=lambda: 0.0)
+    observer = ClaimObserver()
     hour_ahead = lambda: time.time() + 3600  # noqa: E731
     steady = {"now": 50.0}
 
-    first = migration.try_acquire(
+    first = try_acquire(
         database,
         "c",
         observer,
@@ -389,7 +390,7 @@ def test_a_contender_with_a_skewed_wall_clock_does_not_take_over_a_live_claim(da
 
     assert first is None  # a wall clock an hour ahead changes nothing
     steady["now"] += 5.0
-    later = migration.try_acquire(
+    later = try_acquire(
         database,
         "c",
         observer,
@@ -403,14 +404,14 @@ def test_a_contender_with_a_skewed_wall_clock_does_not_take_over_a_live_claim(da
 
 def test_a_live_holder_keeps_its_claim_because_its_heartbeat_moves_the_version(database, seed):
     seed(items=5)
-    run = migration.try_acquire(database, "holder", migration.ClaimObserver(), lease=2, segments=1)
-    holder = migration.Migration(database, run, migration.Settings(lease=2, segments=1))
-    observer = migration.ClaimObserver()
+    run = try_acquire(database, "holder", ClaimObserver(), lease=2, segments=1)
+    holder = Migration(database, run, Settings(lease=2, segments=1))
+    observer = ClaimObserver()
     clock = {"now": 0.0}
 
     for _ in range(10):
         assert (
-            migration.try_acquire(
+            try_acquire(
                 database, "c", observer, lease=2, segments=1, monotonic=lambda: clock["now"]
             )
             is None
@@ -423,8 +424,8 @@ def test_a_paused_holder_is_fenced_off_and_cannot_overwrite_edits_or_write_a_sec
     database, seed
 ):
     seed(items=60)
-    settings = migration.Settings(lease=1.0, budget=3, writers=1, segments=1)
-    run_a = migration.try_acquire(database, "a", migration.ClaimObserver(), lease=1.0, segments=1)
+    settings = Settings(lease=1.0, budget=3, writers=1, segments=1)
+    run_a = try_acquire(database, "a", ClaimObserver(), lease=1.0, segments=1)
     paused = threading.Event()
     resume = threading.Event()
 
@@ -433,7 +434,7 @@ def test_a_paused_holder_is_fenced_off_and_cannot_overwrite_edits_or_write_a_sec
             paused.set()
             resume.wait(30)
 
-    holder = migration.Migration(database, run_a, settings, on_page=pause_at_first_page)
+    holder = Migration(database, run_a, settings, on_page=pause_at_first_page)
     # A whole-process pause stops the heartbeat too.
     holder.heartbeat = lambda: True  # type: ignore[method-assign]
     outcome: dict[str, Any] = {}
@@ -441,7 +442,7 @@ def test_a_paused_holder_is_fenced_off_and_cannot_overwrite_edits_or_write_a_sec
     def run_holder() -> None:
         try:
             outcome["flag"] = holder.execute()
-        except migration.MigrationError as exc:
+        except MigrationError as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=run_holder)
@@ -449,19 +450,17 @@ def test_a_paused_holder_is_fenced_off_and_cannot_overwrite_edits_or_write_a_sec
     assert paused.wait(30)
 
     clock = {"now": 0.0}
-    observer = migration.ClaimObserver()
+    observer = ClaimObserver()
     assert (
-        migration.try_acquire(
-            database, "b", observer, lease=1.0, segments=1, monotonic=lambda: clock["now"]
-        )
+        try_acquire(database, "b", observer, lease=1.0, segments=1, monotonic=lambda: clock["now"])
         is None
     )
     clock["now"] = 1.5
-    run_b = migration.try_acquire(
+    run_b = try_acquire(
         database, "b", observer, lease=1.0, segments=1, monotonic=lambda: clock["now"]
     )
     assert run_b is not None
-    flag_b = migration.run_migration(database, run_b, settings)
+    flag_b = run_migration(database, run_b, settings)
     assert flag_b is not None
     # A person edits a migrated item after B finished.
     item_sk = rows_with(database, f"WORKSPACE#{flag_b.workspace_id}", "ITEM#")[0]["SK"]
@@ -475,10 +474,10 @@ def test_a_paused_holder_is_fenced_off_and_cannot_overwrite_edits_or_write_a_sec
     resume.set()
     thread.join(30)
 
-    assert isinstance(outcome.get("error"), migration.LostClaim)
+    assert isinstance(outcome.get("error"), LostClaim)
     edited = database.get({"PK": {"S": f"WORKSPACE#{flag_b.workspace_id}"}, "SK": item_sk})
     assert edited["title"] == {"S": "edited after the migration"}
-    assert migration.read_flag(database).run_id == flag_b.run_id
+    assert read_flag(database).run_id == flag_b.run_id
     assert len(rows_with(database, "MIGRATION", "V2_COMPLETE")) == 1
 
 
@@ -503,16 +502,16 @@ def test_a_flag_write_whose_answer_was_lost_is_recognised_as_our_own(database, s
 
     assert state["lost"]
     assert flag is not None
-    assert migration.read_flag(database).run_id == flag.run_id
+    assert read_flag(database).run_id == flag.run_id
 
 
 def test_a_second_finisher_treats_an_existing_flag_as_done(database, seed):
     seed(items=5)
     first = migrate(database)
-    late = migration.Flag("late", "2030-01-01T00:00:00.000000Z", "other", 1, 1, 1, 1, "late-run")
+    late = Flag("late", "2030-01-01T00:00:00.000000Z", "other", 1, 1, 1, 1, "late-run")
 
-    assert migration.write_flag(database, late) is False
-    assert migration.read_flag(database) == first
+    assert write_flag(database, late) is False
+    assert read_flag(database) == first
 
 
 def test_simultaneous_runs_in_many_threads_make_one_workspace_and_one_flag(database, seed, backend):
@@ -524,11 +523,9 @@ def test_simultaneous_runs_in_many_threads_make_one_workspace_and_one_flag(datab
 
     def contender(n: int) -> None:
         start.wait()
-        run = migration.try_acquire(
-            database, f"user{n}", migration.ClaimObserver(), lease=30, segments=4
-        )
+        run = try_acquire(database, f"user{n}", ClaimObserver(), lease=30, segments=4)
         if run is not None:
-            flags.append(migration.run_migration(database, run, FAST))
+            flags.append(run_migration(database, run, FAST))
 
     threads = [threading.Thread(target=contender, args=(n,)) for n in range(16)]
     for t in threads:

@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store import keys, migration, schema
+from store import keys, schema
 from store.db import Database
+from store.migration.flag import Flag
+from store.migration.rows import normal
 from tests.support.migration import migrate
 
 # Numbers DynamoDB accepts at its edges: 38 significant digits, 1e-130 to 9.99…e125.
@@ -100,7 +102,7 @@ def _v1_item(item_id: str, extras: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _assert_copies_identical(database: Database, flag: migration.Flag, ids: list[str]) -> None:
+def _assert_copies_identical(database: Database, flag: Flag, ids: list[str]) -> None:
     for item_id in ids:
         v1 = database.client.get_item(
             TableName=database.table, Key=keys.v1_item(item_id), ConsistentRead=True
@@ -116,7 +118,7 @@ def _assert_copies_identical(database: Database, flag: migration.Flag, ids: list
         # Exact raw equality: same types, same number strings as the server returned them.
         assert v1_data.keys() == v2_data.keys()
         for name, value in v1_data.items():
-            assert migration._normal(value) == migration._normal(v2_data[name]), name
+            assert normal(value) == normal(v2_data[name]), name
 
 
 @settings(

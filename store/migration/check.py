@@ -8,17 +8,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import keys
-from .batch import get_many
-from .db import Database, RawItem, error_code, s, text
-from .migration import (
-    item_copy,
-    member_copy,
-    same_data,
-    scan_v1_items,
-    setting_copy,
-    v1_partition,
-)
+from store import keys
+from store.batch import get_many
+from store.db import Database, RawItem, error_code, s, text
+
+from .rows import item_copy, member_copy, same_data, setting_copy
+from .v1 import scan_v1_items, v1_partition
 
 IDENTICAL = "identical"
 MISSING = "missing in v2"

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import keys
-from .batch import chunk_requests, write_chunk
-from .db import Database, RawItem, iso, s
+from store import keys
+from store.batch import chunk_requests, write_chunk
+from store.db import Database, RawItem, iso, s
 
 DEMO_PASSWORD = "correct horse battery staple"  # noqa: S105 - printed demo password
 ROLES_BY_POSITION = ("owner", "admin")
@@ -72,63 +72,81 @@ def build_dataset(
     rows: list[RawItem] = []
     seeded: list[SeededAccount] = []
     user_ids: list[str] = []
+    # One account more than there are members: someone who was not in the v1 team.
     for position in range(members + 1):
-        if position < len(PEOPLE):
-            name = PEOPLE[position]
-            email = f"{name.split()[0].lower()}@example.com"
-        else:  # one address per account (v1 had one account per e-mail too)
-            name = f"Person {position + 1}"
-            email = f"person{position + 1}@example.com"
         user_id = uuid.UUID(int=rng.getrandbits(128)).hex
-        is_member = position < members
-        role = (ROLES_BY_POSITION[position] if position < 2 else "member") if is_member else None
+        account = _account(position, is_member=position < members)
+        rows += _account_rows(user_id, account, password_hash, position, now)
+        if account.role:
+            user_ids.append(user_id)
+        seeded.append(account)
+    rows += [_setting_row(position, now) for position in range(settings)]
+    rows += [_item_row(rng, position, user_ids, now) for position in range(items)]
+    return rows, seeded
+
+
+def _account(position: int, *, is_member: bool) -> SeededAccount:
+    if position < len(PEOPLE):
+        name = PEOPLE[position]
+        email = f"{name.split()[0].lower()}@example.com"
+    else:  # one address per account (v1 had one account per e-mail too)
+        name = f"Person {position + 1}"
+        email = f"person{position + 1}@example.com"
+    role = (ROLES_BY_POSITION[position] if position < 2 else "member") if is_member else None
+    return SeededAccount(email, name, role)
+
+
+def _account_rows(
+    user_id: str, account: SeededAccount, password_hash: str, position: int, now: datetime
+) -> list[RawItem]:
+    """The profile and e-mail pointer v1 shares with v2, and the v1 member row if a member."""
+    rows: list[RawItem] = [
+        {
+            **keys.user(user_id),
+            "email": s(account.email),
+            "name": s(account.name),
+            "passwordHash": s(password_hash),
+        },
+        {**keys.email(account.email), "userId": s(user_id)},
+    ]
+    if account.role:
+        joined = now - timedelta(days=400 - position)
         rows.append(
             {
-                **keys.user(user_id),
-                "email": s(email),
-                "name": s(name),
-                "passwordHash": s(password_hash),
+                **keys.v1_member(user_id),
+                "email": s(account.email),
+                "role": s(account.role),
+                "joinedAt": s(iso(joined)),
             }
         )
-        rows.append({**keys.email(email), "userId": s(user_id)})
-        if is_member:
-            user_ids.append(user_id)
-            joined = now - timedelta(days=400 - position)
-            rows.append(
-                {
-                    **keys.v1_member(user_id),
-                    "email": s(email),
-                    "role": s(role or "member"),
-                    "joinedAt": s(iso(joined)),
-                }
-            )
-        seeded.append(SeededAccount(email, name, role))
+    return rows
 
-    for position in range(settings):
-        if position < len(KNOWN_SETTINGS):
-            name, value = KNOWN_SETTINGS[position]
-        else:
-            name, value = f"custom{position}", {"M": {"enabled": {"BOOL": True}}}
-        rows.append({**keys.v1_setting(name), "value": value, "updatedAt": s(iso(now))})
 
-    for position in range(items):
-        created = now - timedelta(minutes=rng.randint(1, 60 * 24 * 120))
-        row: RawItem = {
-            **keys.v1_item(uuid.UUID(int=rng.getrandbits(128)).hex[:16]),
-            "title": s(" ".join(rng.sample(WORDS, 3)).capitalize()),
-            "status": s(rng.choice(["open", "open", "done"])),
-            "createdAt": s(iso(created)),
-            "updatedAt": s(iso(created + timedelta(hours=rng.randint(0, 48)))),
-            "createdBy": s(rng.choice(user_ids) if user_ids else "unknown"),
-        }
-        if rng.random() < 0.7:
-            row["notes"] = s(f"Notes for item {position + 1}. " * rng.randint(1, 4))
-        if rng.random() < 0.6:
-            row["tags"] = {"SS": sorted(set(rng.sample(TAGS, rng.randint(1, 3))))}
-        if position % 7 == 0:
-            row.update(_every_type(rng))
-        rows.append(row)
-    return rows, seeded
+def _setting_row(position: int, now: datetime) -> RawItem:
+    if position < len(KNOWN_SETTINGS):
+        name, value = KNOWN_SETTINGS[position]
+    else:
+        name, value = f"custom{position}", {"M": {"enabled": {"BOOL": True}}}
+    return {**keys.v1_setting(name), "value": value, "updatedAt": s(iso(now))}
+
+
+def _item_row(rng: random.Random, position: int, user_ids: list[str], now: datetime) -> RawItem:
+    created = now - timedelta(minutes=rng.randint(1, 60 * 24 * 120))
+    row: RawItem = {
+        **keys.v1_item(uuid.UUID(int=rng.getrandbits(128)).hex[:16]),
+        "title": s(" ".join(rng.sample(WORDS, 3)).capitalize()),
+        "status": s(rng.choice(["open", "open", "done"])),
+        "createdAt": s(iso(created)),
+        "updatedAt": s(iso(created + timedelta(hours=rng.randint(0, 48)))),
+        "createdBy": s(rng.choice(user_ids) if user_ids else "unknown"),
+    }
+    if rng.random() < 0.7:
+        row["notes"] = s(f"Notes for item {position + 1}. " * rng.randint(1, 4))
+    if rng.random() < 0.6:
+        row["tags"] = {"SS": sorted(set(rng.sample(TAGS, rng.randint(1, 3))))}
+    if position % 7 == 0:
+        row.update(_every_type(rng))
+    return row
 
 
 def write_rows(db: Database, rows: list[RawItem], *, budget_seconds: float = 300.0) -> None:

@@ -1,0 +1,43 @@
+"""Copy-on-first-login: move v1 rows into the default workspace, once, verified.
+
+How it stays exactly-once and resumable (PRODUCT.md promises 1-4, 7):
+
+* A **claim row** is written with a condition before anything is copied. It fixes the default
+  workspace id, so every run that ever works on the migration fills the same workspace.
+* The holder **heartbeats**: it changes the claim's random ``version`` at least every third of
+  the lease. A contender takes over only after seeing the *same* version for a whole lease on
+  its *own* monotonic clock (the DynamoDB lock client's rule), so no two hosts' clocks are
+  compared, and a takeover is a conditional write on the version it saw.
+* Each copy writer has a **fence** row naming the run that holds the claim; taking the claim
+  over moves every fence in the same transaction.
+* The copy reads v1 with a strongly consistent, parallel, paginated Scan and writes raw
+  AttributeValues with TransactWriteItems (up to 99 rows and the writer's fence check per
+  call, so DynamoDB itself refuses a late write from a run that lost the claim), retrying
+  conflicts and throttling with capped, jittered backoff. Each page is read back and compared
+  before it counts, and the claim records, per scan segment, the last page that was verified:
+  a later run resumes there.
+* The **flag** is written last, in one transaction with a check that the claim is still ours,
+  with a client request token so a retry after a lost answer is recognised as our own write.
+
+The holder stops copying as soon as it cannot show a heartbeat confirmed within half a lease,
+so a holder that was paused (or cut off) does not keep writing after a takeover.
+
+The claim deliberately has no TTL: it fixes the workspace id, and a claim that vanished after
+a crash would let the next run start a second workspace. Whether it has lapsed is judged only
+by its version standing still, never by a stored expiry time.
+
+Defaults: a 30 s lease rides out garbage-collection pauses and slow networks without a
+takeover, and a crashed holder costs people at most that long on the preparing page; an 8 s
+budget per batch lets the SDK's and our own retries work before the page says "retrying".
+
+The modules, each owning one part (callers import from the module that owns a name):
+
+* ``rows``: how a v1 row becomes its v2 copy, and when a copy counts as identical.
+* ``v1``: reading the v1 rows (Scan for items, Query for settings and members).
+* ``claim``: the claim row, its lease and heartbeat, the writers' fences, taking over.
+* ``flag``: the flag row, written once and last.
+* ``engine``: one run of the copy, from a held claim to the flag.
+* ``check``: verifying the copy and deleting v1 rows afterwards (operator commands).
+* ``legacy``: a v1 data set for demos and tests, written exactly as v1 stored it.
+* ``errors``: why a run stopped, and reading a cancelled transaction by position.
+"""
