@@ -12,8 +12,59 @@ DEFAULT_TABLE = "teamapp"
 MIN_SECRET_BYTES = 32
 
 
+# Bounds of the migration's settings. A lease under a second cannot survive one slow request
+# and over an hour leaves people waiting that long after a crash; more writers than the
+# client's connection pool (16) only queue; a slice must end well inside the lease, or the
+# next request would see a live holder that is in fact done.
+MIGRATION_MODES = ("auto", "thread", "request")
+LEASE_BOUNDS = (1.0, 3600.0)
+BUDGET_BOUNDS = (0.1, 300.0)
+WRITER_BOUNDS = (1, 16)
+SLICE_BOUNDS = (0.1, 60.0)
+
+
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable app; the message says how to fix it."""
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: float, bounds: tuple[float, float], kind: type
+) -> Any:
+    """A numeric setting within ``bounds``; anything else stops the start, naming the fix."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return kind(default)
+    low, high = bounds
+    try:
+        value = kind(raw)
+    except ValueError:
+        noun = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name}={raw!r} is not {noun} (use {low:g} to {high:g})") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw} is out of range: use {low:g} to {high:g}")
+    return value
+
+
+def _migration_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    lease = _number(env, "MIGRATION_LEASE_SECONDS", 30, LEASE_BOUNDS, float)
+    slice_seconds = _number(env, "MIGRATION_SLICE_SECONDS", 1.0, SLICE_BOUNDS, float)
+    if slice_seconds > lease / 2:
+        raise ConfigError(
+            f"MIGRATION_SLICE_SECONDS={slice_seconds:g} must be at most half of "
+            f"MIGRATION_LEASE_SECONDS={lease:g}"
+        )
+    mode = env.get("MIGRATION_MODE", "").strip().lower() or "auto"
+    if mode not in MIGRATION_MODES:
+        raise ConfigError(f"MIGRATION_MODE={mode!r}: use one of {', '.join(MIGRATION_MODES)}")
+    return {
+        "MIGRATION_LEASE_SECONDS": lease,
+        "MIGRATION_BUDGET_SECONDS": _number(
+            env, "MIGRATION_BUDGET_SECONDS", 8, BUDGET_BOUNDS, float
+        ),
+        "MIGRATION_WRITERS": _number(env, "MIGRATION_WRITERS", 4, WRITER_BOUNDS, int),
+        "MIGRATION_SLICE_SECONDS": slice_seconds,
+        "MIGRATION_MODE": mode,
+    }
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -51,7 +102,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DYNAMODB_EMBEDDED": endpoint is None and region is None,
         "PUBLIC_URL": env.get("PUBLIC_URL", "").strip().rstrip("/") or None,
         "SMTP_HOST": env.get("SMTP_HOST", "").strip() or None,
-        "SMTP_PORT": int(env.get("SMTP_PORT", "25") or 25),
+        "SMTP_PORT": _number(env, "SMTP_PORT", 25, (1, 65535), int),
         "SMTP_FROM": env.get("SMTP_FROM", "").strip() or "teamapp@localhost",
         "PASSWORD_HASH_METHOD": "scrypt:32768:8:3",
         "LOGIN_MAX_FAILURES": 10,
@@ -67,10 +118,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DYNAMODB_MAX_ATTEMPTS": 3,
         "DYNAMODB_CONNECT_TIMEOUT": 2.0,
         "DYNAMODB_READ_TIMEOUT": 5.0,
-        # Migration lease and budget (see store/migration/__init__.py for why these numbers).
-        "MIGRATION_LEASE_SECONDS": float(env.get("MIGRATION_LEASE_SECONDS") or 30),
-        "MIGRATION_BUDGET_SECONDS": float(env.get("MIGRATION_BUDGET_SECONDS") or 8),
-        "MIGRATION_WRITERS": int(env.get("MIGRATION_WRITERS") or 4),
+        # Migration lease, budget, writers and how it runs (store/migration/__init__.py).
+        **_migration_settings(env),
         # Sessions.
         "JWT_TOKEN_LOCATION": ["cookies"],
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=15),

@@ -105,6 +105,66 @@ def _production_env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("MIGRATION_WRITERS", "0", "out of range: use 1 to 16"),
+        ("MIGRATION_WRITERS", "4.5", "not a whole number"),
+        ("MIGRATION_WRITERS", "99", "out of range"),
+        ("MIGRATION_LEASE_SECONDS", "abc", "not a number"),
+        ("MIGRATION_LEASE_SECONDS", "0.5", "out of range: use 1 to 3600"),
+        ("MIGRATION_LEASE_SECONDS", "nan", "out of range"),
+        ("MIGRATION_BUDGET_SECONDS", "-1", "out of range"),
+        ("MIGRATION_BUDGET_SECONDS", "inf", "out of range"),
+        ("MIGRATION_SLICE_SECONDS", "0", "out of range"),
+        ("MIGRATION_SLICE_SECONDS", "20", "at most half of MIGRATION_LEASE_SECONDS=30"),
+        ("MIGRATION_MODE", "fast", "use one of auto, thread, request"),
+        ("SMTP_PORT", "smtp", "not a whole number"),
+    ],
+)
+def test_out_of_bounds_settings_stop_the_start_naming_the_setting(name: str, value: str, says: str):
+    with pytest.raises(ConfigError) as refused:
+        load_config({"APP_ENV": "development", name: value})
+    message = str(refused.value)
+    assert message.startswith(f"{name}=") and says in message and "\n" not in message
+
+
+def test_migration_settings_within_bounds_are_read_as_numbers():
+    settings = load_config(
+        {
+            "APP_ENV": "development",
+            "MIGRATION_WRITERS": "1",
+            "MIGRATION_LEASE_SECONDS": "2",
+            "MIGRATION_BUDGET_SECONDS": "1.5",
+            "MIGRATION_SLICE_SECONDS": "1",
+            "MIGRATION_MODE": " Request ",
+        }
+    )
+    assert settings["MIGRATION_WRITERS"] == 1
+    assert settings["MIGRATION_LEASE_SECONDS"] == 2.0
+    assert settings["MIGRATION_BUDGET_SECONDS"] == 1.5
+    assert settings["MIGRATION_SLICE_SECONDS"] == 1.0
+    assert settings["MIGRATION_MODE"] == "request"
+    defaults = load_config({"APP_ENV": "development"})
+    assert (defaults["MIGRATION_WRITERS"], defaults["MIGRATION_MODE"]) == (4, "auto")
+
+
+def test_create_app_with_zero_writers_exits_before_serving(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """MIGRATION_WRITERS=0 once wrote a permanent flag saying 0 items were copied."""
+    from app import create_app
+
+    monkeypatch.setenv("APP_ENV", "development")
+    monkeypatch.setenv("MIGRATION_WRITERS", "0")
+
+    with pytest.raises(SystemExit) as stopped:
+        create_app()
+
+    assert stopped.value.code == 4
+    assert "MIGRATION_WRITERS=0" in capsys.readouterr().err
+
+
 def test_create_app_without_a_secret_in_production_exits_with_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
