@@ -130,6 +130,10 @@ def revoke_session(db: Database, session_id: str, until_epoch: int) -> None:
     )
 
 
+class SessionRevoked(Exception):
+    """The session was signed out: its revocation row is still live."""
+
+
 def session_rows(
     db: Database, session_id: str, extra: list[keys.Key]
 ) -> tuple[bool, list[RawItem | None]]:

@@ -1,16 +1,26 @@
-"""What every template can use: the signed-in person, and CSRF values for forms."""
+"""What every template can use: the signed-in person, the workspace page being shown, and
+CSRF values for forms."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask
 
 from web import security, sessions
+from web.state import request_state
 
 
 def _template_context() -> dict[str, Any]:
-    return {"signed_in_user": sessions.peek_user() if g.get("claims") else None}
+    state = request_state()
+    page = state.page
+    return {
+        "signed_in_user": sessions.peek_user() if state.claims else None,
+        # The workspace page's workspace and the signed-in person's membership in it (the
+        # layout's nav reads them); None outside a workspace page.
+        "current_workspace": page.workspace if page else None,
+        "current_member": page.member if page else None,
+    }
 
 
 def init_app(app: Flask) -> None:

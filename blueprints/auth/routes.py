@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request
 
 from blueprints.auth import passwords
 from store import accounts
@@ -120,7 +120,7 @@ def _authenticate(email: str, password: str) -> tuple[accounts.Account | None, i
 @bp.post("/logout")
 def logout():
     response = redirect("/login", 303)
-    if g.get("claims") is not None:
+    if sessions.peek_user() is not None:
         sessions.sign_out(response)
         flash("You have signed out.", "info")
     return response

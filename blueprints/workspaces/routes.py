@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 
-from store import accounts, keys
+from store import accounts
 from store import invites as store_invites
 from store import workspaces as store_workspaces
-from store.db import get_db, text
+from store.db import get_db
 from web import sessions
+from web.state import request_state
 
 from . import forms, items, members, settings  # noqa: F401 - they register their views
-from .access import workspace_view
+from .access import SIGNED_IN_USER, page, workspace_view
 from .blueprint import bp
 
 __all__ = ["bp"]
@@ -47,18 +48,14 @@ def create_workspace() -> Any:
     return redirect(url_for(".items", ws_id=workspace.workspace_id), 303)
 
 
-def _prefs_row(ws_id: str, kwargs: dict[str, Any]) -> list[keys.Key]:
-    return [keys.user_prefs(g.claims["sub"])]
-
-
 @bp.post("/w/<ws_id>/open")
-@workspace_view("member", rows=_prefs_row)
+@workspace_view("member", extras={"prefs": SIGNED_IN_USER})
 def enter(ws_id: str) -> Any:
     """Switch to a workspace: remember it as the person's last one (the start page opens
     it next time; a write only when it changed), then show its items. A POST, because it
     writes: no GET changes anything."""
-    if text(g.rows[0], "lastWorkspaceId") != ws_id:
-        accounts.remember_workspace(get_db(), g.member.user_id, ws_id)
+    if page().extras["prefs"] != ws_id:
+        accounts.remember_workspace(get_db(), page().member.user_id, ws_id)
     return redirect(url_for(".items", ws_id=ws_id), 303)
 
 
@@ -67,7 +64,7 @@ def enter(ws_id: str) -> Any:
 
 def _private(response: Any) -> Any:
     """An invite page carries a live token in its URL: no caching, no Referer."""
-    g.no_store = True
+    request_state().no_store = True
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
@@ -126,5 +123,5 @@ def accept_invite(token: str) -> Any:
     return _private(redirect(url_for(".items", ws_id=found.workspace.workspace_id), 303))
 
 
-# The sign-in marker: joining needs an account (the GET page works signed out).
-accept_invite.login_required = True  # type: ignore[attr-defined]
+# Joining needs an account (the GET page works signed out).
+sessions.mark_signed_in_page(accept_invite)

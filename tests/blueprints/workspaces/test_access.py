@@ -25,6 +25,7 @@ from tests.support.workspaces import (
     create_workspace,
     scan_table,
 )
+from web import sessions
 
 ITEM = "item-1"
 TARGET = "target-user"  # a plain member the actions act on
@@ -364,4 +365,4 @@ def test_every_workspace_view_carries_the_sign_in_marker(app):
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/w/") or rule.rule == "/workspaces":
             view = app.view_functions[rule.endpoint]
-            assert getattr(view, "login_required", False), rule.rule
+            assert sessions.is_signed_in_page(view), rule.rule
