@@ -71,6 +71,10 @@ def is_signed_in_page(view: Callable[..., Any] | None) -> bool:
     return bool(getattr(view, _SIGNED_IN_PAGE, False))
 
 
+def is_preauth_page(view: Callable[..., Any] | None) -> bool:
+    return bool(getattr(view, _PREAUTH_PAGE, False))
+
+
 def requested_view() -> Callable[..., Any] | None:
     """The view function this request is routed to, if any."""
     return current_app.view_functions.get(request.endpoint or "")
@@ -82,8 +86,9 @@ def load_session() -> None:
     state.claims = None
     if not request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"]):
         return
-    preauth_view = getattr(requested_view(), _PREAUTH_PAGE, False)
-    if request.method in UNSAFE_METHODS and (request.endpoint is None or preauth_view):
+    if request.method in UNSAFE_METHODS and (
+        request.endpoint is None or is_preauth_page(requested_view())
+    ):
         return
     try:
         verify_jwt_in_request()
