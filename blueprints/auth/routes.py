@@ -8,6 +8,7 @@ from blueprints.auth import passwords
 from store import accounts
 from store.db import get_db
 from web import sessions
+from web.forms import Form
 from web.security import preauth_csrf_valid, safe_next
 
 from . import forms
@@ -29,7 +30,7 @@ def _next_target() -> str:
 @bp.route("/register", methods=["GET", "POST"])
 @sessions.preauth
 def register():
-    form = forms.Form({"email": "", "name": "", "password": ""})
+    form = Form({"email": "", "name": "", "password": ""})
     if request.method == "POST":
         _check_preauth_csrf()
         form = forms.registration(request.form)
@@ -62,7 +63,7 @@ def register():
 @bp.route("/login", methods=["GET", "POST"])
 @sessions.preauth
 def login():
-    form = forms.Form({"email": "", "password": ""})
+    form = Form({"email": "", "password": ""})
     if request.method == "GET" and sessions.current_user() is not None:
         return redirect(_next_target())
     if request.method == "POST":

@@ -11,6 +11,7 @@ from store import items as store_items
 from store import settings as store_settings
 from store.accounts import get_account
 from store.db import get_db
+from web.forms import Form
 from web.security import safe_next
 
 from . import cursor, forms
@@ -73,7 +74,7 @@ def items(ws_id: str) -> Any:
 @bp.route("/w/<ws_id>/items/new", methods=["GET", "POST"])
 @workspace_view("member", settings=("defaultStatus",))
 def new_item(ws_id: str) -> Any:
-    form = forms.Form(
+    form = Form(
         {"title": "", "notes": "", "tags": "", "status": page().settings.values["defaultStatus"]}
     )
     if request.method == "POST":
@@ -119,7 +120,7 @@ def item(ws_id: str, item_id: str) -> Any:
 @workspace_view("member", extras=_ITEM)
 def edit_item(ws_id: str, item_id: str) -> Any:
     found = _item_or_404()
-    form = forms.Form(
+    form = Form(
         {
             "title": found.title,
             "notes": found.notes,
