@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from blueprints.workspaces.blueprint import redact
 from store import invites as store_invites
 from store import keys
 from store.db import Database
 from tests.support.app import make_app
 from tests.support.helpers import PASSWORD, WebClient
 from tests.support.workspaces import Team, scan_table
+from web.logging import redact
 
 INVITEE = "newcomer@example.com"
 LINK = re.compile(r'value="(http[^"]*/invite/([A-Za-z0-9_\-]+))"')
