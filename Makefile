@@ -46,10 +46,8 @@ node_modules/.stamp: package.json package-lock.json | system
 	@touch $@
 
 run: setup ## Run the dev server on http://127.0.0.1:5000 with seeded demo data
-	@mkdir -p instance
-	@[ -n "$${SECRET_KEY:-}" ] || [ -s instance/secret_key ] || \
-		(umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > instance/secret_key)
-	@export APP_ENV=development SECRET_KEY="$${SECRET_KEY:-$$(cat instance/secret_key)}"; \
+	@# No SECRET_KEY: in development the app makes instance/secret_key once (app.py).
+	@export APP_ENV=development; \
 	$(FLASK) db init; \
 	$(FLASK) legacy seed --if-empty --items 120 --settings 5 --members 4; \
 	exec $(FLASK) run --port 5000

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
 from . import keys
 from .batch import get_many
-from .db import Database, RawItem, error_code, n, now_iso, number, s, text
+from .db import (
+    Database,
+    RawItem,
+    cancellation_reasons,
+    error_code,
+    n,
+    new_id,
+    now_iso,
+    number,
+    put_new,
+    s,
+    text,
+)
 
 _CONFLICT_RETRIES = 3
 
@@ -42,7 +53,7 @@ def _account(user_id: str, row: RawItem) -> Account:
 
 def create_account(db: Database, email: str, name: str, password_hash: str) -> Account:
     """Create the USER and EMAIL rows together; one account per e-mail even under races."""
-    user_id = uuid.uuid4().hex
+    user_id = new_id()
     email = normalise_email(email)
     profile = {
         **keys.user(user_id),
@@ -51,22 +62,7 @@ def create_account(db: Database, email: str, name: str, password_hash: str) -> A
         "passwordHash": s(password_hash),
         "createdAt": s(now_iso()),
     }
-    actions = [
-        {
-            "Put": {
-                "TableName": db.table,
-                "Item": {**keys.email(email), "userId": s(user_id)},
-                "ConditionExpression": "attribute_not_exists(PK)",
-            }
-        },
-        {
-            "Put": {
-                "TableName": db.table,
-                "Item": profile,
-                "ConditionExpression": "attribute_not_exists(PK)",
-            }
-        },
-    ]
+    actions = [put_new(db, {**keys.email(email), "userId": s(user_id)}), put_new(db, profile)]
     for attempt in range(_CONFLICT_RETRIES):
         try:
             db.client.transact_write_items(TransactItems=actions)
@@ -74,7 +70,7 @@ def create_account(db: Database, email: str, name: str, password_hash: str) -> A
         except ClientError as exc:
             if error_code(exc) != "TransactionCanceledException":
                 raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            reasons = cancellation_reasons(exc)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise EmailTaken(email) from exc
             # DynamoDB cancels a transaction that races another on the same item
@@ -128,6 +124,10 @@ def revoke_session(db: Database, session_id: str, until_epoch: int) -> None:
             "revokedAt": s(now_iso()),
         },
     )
+
+
+class SessionRevoked(Exception):
+    """The session was signed out: its revocation row is still live."""
 
 
 def session_rows(

@@ -102,6 +102,35 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+# A row that must not exist yet: every key has a PK, so no PK means no row.
+IF_ABSENT = "attribute_not_exists(PK)"
+
+
+def put_new(db: Database, item: RawItem) -> dict[str, Any]:
+    """A TransactWriteItems Put that fails (ConditionalCheckFailed) if the row exists."""
+    return {"Put": {"TableName": db.table, "Item": item, "ConditionExpression": IF_ABSENT}}
+
+
+def put_if_absent(db: Database, item: RawItem) -> bool:
+    """Write ``item`` unless its row exists; False (and nothing written) if it does."""
+    try:
+        db.client.put_item(TableName=db.table, Item=item, ConditionExpression=IF_ABSENT)
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def query_prefix(db: Database, pk: str, prefix: str, *, consistent: bool = True) -> list[RawItem]:
+    """Every row of partition ``pk`` whose SK starts with ``prefix``, all pages."""
+    return db.query_all(
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": prefix}},
+        ConsistentRead=consistent,
+    )
+
+
 def s(value: str) -> dict[str, str]:
     return {"S": value}
 

@@ -22,8 +22,21 @@ from botocore.exceptions import ClientError
 from . import keys
 from .accounts import normalise_email
 from .batch import get_many
-from .db import Database, RawItem, error_code, n, now_iso, number, s, text
-from .workspaces import Workspace, member_row, new_id, workspace_from_row
+from .db import (
+    Database,
+    RawItem,
+    cancellation_reasons,
+    error_code,
+    n,
+    new_id,
+    now_iso,
+    number,
+    put_new,
+    query_prefix,
+    s,
+    text,
+)
+from .workspaces import Workspace, member_row, workspace_from_row
 
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 256 bits
 INVITABLE_ROLES = ("member", "admin")
@@ -97,14 +110,7 @@ def invite_from_row(row: RawItem) -> Invite:
 
 
 def list_invites(db: Database, workspace_id: str) -> list[Invite]:
-    rows = db.query_all(
-        KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-        ExpressionAttributeValues={
-            ":pk": s(keys.workspace_pk(workspace_id)),
-            ":prefix": s(keys.INVITE_PREFIX),
-        },
-        ConsistentRead=True,
-    )
+    rows = query_prefix(db, keys.workspace_pk(workspace_id), keys.INVITE_PREFIX)
     return sorted((invite_from_row(row) for row in rows), key=lambda i: i.created_at)
 
 
@@ -166,16 +172,7 @@ def create_invite(
         "inviteId": s(invite_id),
         keys.TTL_ATTRIBUTE: n(expires_at),
     }
-    puts: list[dict[str, Any]] = [
-        {
-            "Put": {
-                "TableName": db.table,
-                "Item": row,
-                "ConditionExpression": "attribute_not_exists(PK)",
-            }
-        }
-        for row in (invite_row, pointer_row)
-    ]
+    puts = [put_new(db, invite_row), put_new(db, pointer_row)]
     for attempt in range(_CONFLICT_RETRIES):
         replaced = [i for i in pending_invites(db, workspace_id, moment) if i.email == email]
         revokes = [_revoke_action(db, workspace_id, old.invite_id) for old in replaced]
@@ -200,11 +197,6 @@ def revoke(db: Database, workspace_id: str, invite_id: str) -> bool:
             return False
         raise
     return True
-
-
-def get_invite(db: Database, workspace_id: str, invite_id: str) -> Invite | None:
-    row = db.get(keys.invite(workspace_id, invite_id), consistent=True)
-    return invite_from_row(row) if row else None
 
 
 def _resolve(db: Database, token: str) -> tuple[Invite, RawItem] | None:
@@ -277,22 +269,19 @@ def accept(
                 },
             }
         },
-        {
-            "Put": {
-                "TableName": db.table,
-                "Item": member_row(
-                    invite.workspace_id,
-                    user_id,
-                    role=invite.role,
-                    email=invite.email,
-                    workspace_name=found.workspace.name,
-                    joined_at=joined,
-                    inviteId=s(invite.invite_id),
-                    invitedBy=s(invite.invited_by),
-                ),
-                "ConditionExpression": "attribute_not_exists(PK)",
-            }
-        },
+        put_new(
+            db,
+            member_row(
+                invite.workspace_id,
+                user_id,
+                role=invite.role,
+                email=invite.email,
+                workspace_name=found.workspace.name,
+                joined_at=joined,
+                inviteId=s(invite.invite_id),
+                invitedBy=s(invite.invited_by),
+            ),
+        ),
     ]
     for attempt in range(_CONFLICT_RETRIES):
         try:
@@ -301,7 +290,7 @@ def accept(
         except ClientError as exc:
             if error_code(exc) != "TransactionCanceledException":
                 raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            reasons = cancellation_reasons(exc)
             if db.get(keys.member(invite.workspace_id, user_id), consistent=True):
                 raise AlreadyMember(invite.workspace_id) from exc
             if "ConditionalCheckFailed" in reasons or attempt == _CONFLICT_RETRIES - 1:

@@ -11,8 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import keys
-from .db import Database, RawItem, error_code, now_iso, s, text
-from .workspaces import new_id
+from .db import Database, RawItem, error_code, new_id, now_iso, put_if_absent, s, text
 
 STATUSES = ("open", "done")
 # The form's fields and the DynamoDB type each must have for the form to edit it.
@@ -179,7 +178,9 @@ def create_item(db: Database, workspace_id: str, fields: ItemFields, user_id: st
     }
     row.update({name: value for name, value in _field_values(fields).items() if value})
     _check_size(row)
-    db.client.put_item(TableName=db.table, Item=row, ConditionExpression="attribute_not_exists(PK)")
+    if not put_if_absent(db, row):
+        # A fresh 128-bit id that already exists: never expected, never overwritten.
+        raise RuntimeError("a new item's id is taken")
     return item_from_row(row)
 
 

@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from . import keys
-from .db import error_code
+from .db import Database, error_code
 
 Report = Callable[[str], None]
 
@@ -58,6 +58,15 @@ def _describe(client: Any, table: str) -> dict[str, Any] | None:
         if error_code(exc) == "ResourceNotFoundException":
             return None
         raise
+
+
+def table_status(db: Database) -> str | None:
+    """The table's status in lower case ("active", "updating"...), or None when the table
+    is missing or DynamoDB cannot be reached: what a health check reports."""
+    try:
+        return str(db.client.describe_table(TableName=db.table)["Table"]["TableStatus"]).lower()
+    except (ClientError, BotoCoreError):
+        return None
 
 
 def _wait_until_active(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import keys
-from .db import Database, RawItem, now_iso, s
+from .db import Database, RawItem, now_iso, query_prefix, s
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,7 @@ def from_rows(rows: Mapping[str, RawItem | None]) -> Settings:
 
 
 def read_settings(db: Database, workspace_id: str) -> Settings:
-    rows = db.query_all(
-        KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-        ExpressionAttributeValues={
-            ":pk": s(keys.workspace_pk(workspace_id)),
-            ":prefix": s(keys.SETTING_PREFIX),
-        },
-        ConsistentRead=True,
-    )
+    rows = query_prefix(db, keys.workspace_pk(workspace_id), keys.SETTING_PREFIX)
     return from_rows({keys.suffix(row[keys.SK]["S"], keys.SETTING_PREFIX): row for row in rows})
 
 

@@ -8,7 +8,6 @@ demoting each other at once therefore leave one owner, never zero.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,20 @@ from botocore.exceptions import ClientError
 
 from . import keys
 from .batch import get_many
-from .db import Database, RawItem, error_code, n, now_iso, number, s, text
+from .db import (
+    Database,
+    RawItem,
+    cancellation_reasons,
+    error_code,
+    n,
+    new_id,
+    now_iso,
+    number,
+    put_new,
+    query_prefix,
+    s,
+    text,
+)
 
 ROLES = ("member", "admin", "owner")
 RANK = {role: position + 1 for position, role in enumerate(ROLES)}
@@ -69,10 +81,6 @@ class Membership:
 def rank(role: str) -> int:
     """How much a role may do; an unknown role (bad data) may do nothing."""
     return RANK.get(role, 0)
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 def workspace_from_row(row: RawItem) -> Workspace:
@@ -140,18 +148,7 @@ def create_workspace(db: Database, name: str, user_id: str, email: str) -> Works
         workspace_name=name,
         joined_at=created,
     )
-    db.client.transact_write_items(
-        TransactItems=[
-            {
-                "Put": {
-                    "TableName": db.table,
-                    "Item": row,
-                    "ConditionExpression": "attribute_not_exists(PK)",
-                }
-            }
-            for row in (workspace, owner)
-        ]
-    )
+    db.client.transact_write_items(TransactItems=[put_new(db, workspace), put_new(db, owner)])
     return workspace_from_row(workspace)
 
 
@@ -188,14 +185,7 @@ def get_member(db: Database, workspace_id: str, user_id: str) -> Member | None:
 
 def list_members(db: Database, workspace_id: str) -> list[Member]:
     """Every member with their account's name, owners first."""
-    rows = db.query_all(
-        KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-        ExpressionAttributeValues={
-            ":pk": s(keys.workspace_pk(workspace_id)),
-            ":prefix": s(keys.MEMBER_PREFIX),
-        },
-        ConsistentRead=True,
-    )
+    rows = query_prefix(db, keys.workspace_pk(workspace_id), keys.MEMBER_PREFIX)
     user_ids = [keys.suffix(row[keys.SK]["S"], keys.MEMBER_PREFIX) for row in rows]
     profiles = get_many(db, [keys.user(user_id) for user_id in user_ids])
     members = [
@@ -271,7 +261,7 @@ def _run(db: Database, actions: list[dict[str, Any]], *, owner_check_at: int | N
         if code == "ConditionalCheckFailedException":
             raise MembershipChanged from exc
         if code == "TransactionCanceledException":
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            reasons = cancellation_reasons(exc)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise MembershipChanged from exc
             if owner_check_at is not None and len(reasons) > owner_check_at:

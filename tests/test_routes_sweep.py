@@ -32,6 +32,7 @@ from tests.support.auth import (
     set_access_cookie,
 )
 from tests.support.helpers import WebClient, scan_all
+from web import sessions
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 # Every field name a form in the app uses, so a request that skipped the CSRF check would
@@ -191,7 +192,7 @@ def _path(rule: Rule, params: dict[str, str]) -> str:
 
 
 def _is_preauth(app: Any, rule: Rule) -> bool:
-    return bool(getattr(app.view_functions[rule.endpoint], "preauth", False))
+    return sessions.is_preauth_page(app.view_functions[rule.endpoint])
 
 
 def _assert_not_json_error(response: Any, label: str) -> None:

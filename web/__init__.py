@@ -1,11 +1,11 @@
 """The request pipeline every blueprint relies on: sessions, cross-site checks and headers,
-template globals, error pages."""
+template globals and filters, error pages, token-free logs."""
 
 from __future__ import annotations
 
 from flask import Flask
 
-from web import errors, security, sessions, templating
+from web import errors, logging, security, sessions, templating
 
 
 def init_app(app: Flask) -> None:
@@ -13,8 +13,10 @@ def init_app(app: Flask) -> None:
 
     The cross-site check runs before the session loader, so a forged POST is refused before
     any cookie is read; ``set_headers`` is registered first and so runs last (Flask runs
-    ``after_request`` hooks in reverse), seeing the cookies a refresh just set.
+    ``after_request`` hooks in reverse), seeing the cookies a refresh just set. Log
+    redaction goes in first of all, before anything (an error page) can log a path.
     """
+    logging.init_app(app)
     security.init_app(app)
     sessions.init_app(app)
     templating.init_app(app)

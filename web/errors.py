@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, redirect, render_template, request
+from flask import Flask, render_template, request
 from flask_jwt_extended import unset_jwt_cookies
 from flask_jwt_extended.exceptions import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from web import sessions
+from web.state import request_state
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,10 @@ def _csrf_error(exc: CSRFError) -> object:
     """
     claims = sessions.decode_cookie_session()
     if claims is None:
-        response = redirect(sessions.login_url(), 303)
+        response = sessions.redirect_to_login()
         unset_jwt_cookies(response)
         return response
-    g.claims = claims
+    request_state().claims = claims
     kept = [(name, value) for name, value in request.form.items(multi=True) if name != "csrf_token"]
     return render_error(
         400,

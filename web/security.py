@@ -8,7 +8,9 @@ import hmac
 import secrets
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask, Response, abort, current_app, g, request
+from flask import Flask, Response, abort, current_app, request
+
+from web.state import request_state
 
 PREAUTH_COOKIE = "preauth_csrf"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -83,8 +85,9 @@ def preauth_csrf_token() -> str:
     """
     nonce = request.cookies.get(PREAUTH_COOKIE)
     if not nonce or len(nonce) > 128:
-        nonce = getattr(g, "new_preauth_nonce", None) or secrets.token_urlsafe(32)
-        g.new_preauth_nonce = nonce
+        state = request_state()
+        nonce = state.new_preauth_nonce or secrets.token_urlsafe(32)
+        state.new_preauth_nonce = nonce
     return _preauth_signature(nonce)
 
 
@@ -105,10 +108,11 @@ def set_headers(response: Response) -> Response:
         headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
     # Anything shown to a signed-in person (their name is in every page's header), and any
     # response that starts or ends a session, must not be kept by a browser or a proxy;
-    # g.no_store covers the rest (an invite link opened while signed out).
-    if g.get("no_store") or g.get("claims") or g.get("signed_in") or g.get("signed_out"):
+    # ``no_store`` covers the rest (an invite link opened while signed out).
+    state = request_state()
+    if state.no_store or state.claims or state.signed_in or state.signed_out:
         headers["Cache-Control"] = "no-store"
-    nonce = getattr(g, "new_preauth_nonce", None)
+    nonce = state.new_preauth_nonce
     if nonce:
         response.set_cookie(
             PREAUTH_COOKIE,

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from flask import Flask, Response, current_app, g, redirect, request, url_for
+from flask import Flask, Response, current_app, redirect, request, url_for
 from flask_jwt_extended import (
     JWTManager,
     create_access_token,
@@ -29,12 +29,17 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 
-from store import accounts, keys
-from store.db import RawItem, get_db
+from store import accounts
+from store.db import get_db
 from web.security import PREAUTH_COOKIE, UNSAFE_METHODS, same_site_path
+from web.state import request_state
 
 jwt = JWTManager()
 _CARRIED_CLAIMS = ("sid", "csrf", "auth_time", "name", "email")
+# Marker attributes on view functions, set and read only through the functions below.
+_SIGNED_IN_PAGE = "_signed_in_page"
+_PREAUTH_PAGE = "_preauth_page"
+T = TypeVar("T")
 
 
 class SignedOut(Exception):
@@ -51,61 +56,87 @@ class User:
 def preauth(view: Callable[..., Any]) -> Callable[..., Any]:
     """Mark a view whose forms work before signing in (login, register, invite links): an
     existing session cookie is ignored for its POSTs, which carry a pre-session CSRF token."""
-    view.preauth = True  # type: ignore[attr-defined]
+    setattr(view, _PREAUTH_PAGE, True)
     return view
 
 
-def _view_flag(name: str) -> bool:
-    view = current_app.view_functions.get(request.endpoint or "")
-    return bool(getattr(view, name, False))
+def mark_signed_in_page(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a view as a signed-in page: hooks that act only before such pages (the migration
+    gate) ask ``is_signed_in_page``. Every decorator that requires a session calls this."""
+    setattr(view, _SIGNED_IN_PAGE, True)
+    return view
+
+
+def is_signed_in_page(view: Callable[..., Any] | None) -> bool:
+    return bool(getattr(view, _SIGNED_IN_PAGE, False))
+
+
+def is_preauth_page(view: Callable[..., Any] | None) -> bool:
+    return bool(getattr(view, _PREAUTH_PAGE, False))
+
+
+def requested_view() -> Callable[..., Any] | None:
+    """The view function this request is routed to, if any."""
+    return current_app.view_functions.get(request.endpoint or "")
 
 
 def load_session() -> None:
     """Verify the cookie's signature, expiry and (for writes) CSRF; no DynamoDB call."""
-    g.claims = None
+    state = request_state()
+    state.claims = None
     if not request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"]):
         return
-    if request.method in UNSAFE_METHODS and (request.endpoint is None or _view_flag("preauth")):
+    if request.method in UNSAFE_METHODS and (
+        request.endpoint is None or is_preauth_page(requested_view())
+    ):
         return
     try:
         verify_jwt_in_request()
     except CSRFError:
         raise
     except (JWTExtendedException, PyJWTError):
-        g.clear_auth = True
+        state.clear_auth = True
         return
     claims = get_jwt()
     max_age = current_app.config["JWT_SESSION_MAX_AGE"].total_seconds()
     if not claims.get("sid") or time.time() - claims.get("auth_time", 0) > max_age:
-        g.clear_auth = True
+        state.clear_auth = True
         return
-    g.claims = claims
+    state.claims = claims
 
 
-def confirm_session(extra: list[keys.Key] | None = None) -> list[RawItem | None]:
-    """Check the session was not signed out, reading ``extra`` rows in the same call."""
-    claims = g.get("claims")
-    if claims is None:
+def confirmed_read(read: Callable[[str], T]) -> T:
+    """Run a store read that also checks the session's revocation row (``read`` gets the
+    session id and raises ``accounts.SessionRevoked``), so a page pays one call for both."""
+    state = request_state()
+    if state.claims is None:
         raise SignedOut
-    revoked, rows = accounts.session_rows(get_db(), claims["sid"], extra or [])
+    try:
+        result = read(state.claims["sid"])
+    except accounts.SessionRevoked:
+        state.claims = None
+        state.clear_auth = True
+        raise SignedOut from None
+    state.session_confirmed = True
+    return result
+
+
+def _check_not_revoked(session_id: str) -> None:
+    revoked, _ = accounts.session_rows(get_db(), session_id, [])
     if revoked:
-        g.claims = None
-        g.clear_auth = True
-        raise SignedOut
-    g.session_confirmed = True
-    return rows
+        raise accounts.SessionRevoked
 
 
 def current_user() -> User | None:
-    claims = g.get("claims")
-    if claims is None:
+    state = request_state()
+    if state.claims is None:
         return None
-    if not g.get("session_confirmed"):
+    if not state.session_confirmed:
         try:
-            confirm_session()
+            confirmed_read(_check_not_revoked)
         except SignedOut:
             return None
-    return User(claims["sub"], claims.get("email", ""), claims.get("name", ""))
+    return peek_user()
 
 
 def signed_in() -> User:
@@ -118,12 +149,12 @@ def signed_in() -> User:
 
 def peek_user() -> User | None:
     """The user the cookie names, before the revocation check: for page chrome only."""
-    claims = g.get("claims")
+    claims = request_state().claims
     return User(claims["sub"], claims.get("email", ""), claims.get("name", "")) if claims else None
 
 
 def csrf_value() -> str:
-    claims = g.get("claims")
+    claims = request_state().claims
     return claims["csrf"] if claims else ""
 
 
@@ -135,15 +166,19 @@ def login_url() -> str:
     return url_for("auth.login") + "?" + urlencode({"next": target})
 
 
+def redirect_to_login() -> Response:
+    """To the sign-in page; 303 after a form, so the browser follows with a GET."""
+    return redirect(login_url(), 303 if request.method != "GET" else 302)
+
+
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
-            return redirect(login_url(), 303 if request.method != "GET" else 302)
+            return redirect_to_login()
         return view(*args, **kwargs)
 
-    wrapped.login_required = True  # type: ignore[attr-defined]
-    return wrapped
+    return mark_signed_in_page(wrapped)
 
 
 def sign_in(response: Response, account: accounts.Account) -> None:
@@ -162,29 +197,30 @@ def sign_in(response: Response, account: accounts.Account) -> None:
     )
     set_access_cookies(response, token)
     response.delete_cookie(PREAUTH_COOKIE)
-    g.signed_in = True
+    request_state().signed_in = True
 
 
 def sign_out(response: Response) -> None:
-    claims = g.get("claims")
+    claims = request_state().claims
     if claims:
         max_age = current_app.config["JWT_SESSION_MAX_AGE"].total_seconds()
         accounts.revoke_session(get_db(), claims["sid"], int(claims["auth_time"] + max_age) + 60)
     # No Clear-Site-Data: it would also drop the cookie carrying the "signed out" message,
     # and expiring the two auth cookies is all that is needed.
     unset_jwt_cookies(response)
-    g.signed_out = True
+    request_state().signed_out = True
 
 
 def refresh_or_clear(response: Response) -> Response:
     """Implicit refresh (fje "Implicit Refreshing With Cookies"), within an absolute cap."""
-    if g.get("signed_in") or g.get("signed_out"):
+    state = request_state()
+    if state.signed_in or state.signed_out:
         return response
-    if g.get("clear_auth"):
+    if state.clear_auth:
         unset_jwt_cookies(response)
         return response
-    claims = g.get("claims")
-    if not claims or not g.get("session_confirmed"):
+    claims = state.claims
+    if not claims or not state.session_confirmed:
         return response
     now = time.time()
     config = current_app.config

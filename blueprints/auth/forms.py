@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from werkzeug.datastructures import MultiDict
 
 from blueprints.auth import passwords
+from web.forms import Form
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_EMAIL = 254
 MAX_NAME = 100
-
-
-@dataclass
-class Form:
-    values: dict[str, str]
-    errors: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def valid(self) -> bool:
-        return not self.errors
 
 
 def email_problem(email: str) -> str | None:

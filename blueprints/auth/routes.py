@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request
 
 from blueprints.auth import passwords
 from store import accounts
 from store.db import get_db
 from web import sessions
+from web.forms import Form
 from web.security import preauth_csrf_valid, safe_next
 
 from . import forms
@@ -29,7 +30,7 @@ def _next_target() -> str:
 @bp.route("/register", methods=["GET", "POST"])
 @sessions.preauth
 def register():
-    form = forms.Form({"email": "", "name": "", "password": ""})
+    form = Form({"email": "", "name": "", "password": ""})
     if request.method == "POST":
         _check_preauth_csrf()
         form = forms.registration(request.form)
@@ -62,7 +63,7 @@ def register():
 @bp.route("/login", methods=["GET", "POST"])
 @sessions.preauth
 def login():
-    form = forms.Form({"email": "", "password": ""})
+    form = Form({"email": "", "password": ""})
     if request.method == "GET" and sessions.current_user() is not None:
         return redirect(_next_target())
     if request.method == "POST":
@@ -120,7 +121,7 @@ def _authenticate(email: str, password: str) -> tuple[accounts.Account | None, i
 @bp.post("/logout")
 def logout():
     response = redirect("/login", 303)
-    if g.get("claims") is not None:
+    if sessions.peek_user() is not None:
         sessions.sign_out(response)
         flash("You have signed out.", "info")
     return response

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
 from flask import Blueprint, jsonify, redirect, render_template, url_for
 
-from store import accounts
+from store import accounts, schema
 from store import workspaces as store_workspaces
 from store.db import get_db
 from web import sessions
@@ -30,9 +29,7 @@ def index():
 
 @bp.get("/healthz")
 def healthz():
-    db = get_db()
-    try:
-        status = db.client.describe_table(TableName=db.table)["Table"]["TableStatus"]
-    except (ClientError, BotoCoreError):
+    status = schema.table_status(get_db())
+    if status is None:
         return jsonify(status="unavailable", table="unreachable"), 503
-    return jsonify(status="ok", table=status.lower())
+    return jsonify(status="ok", table=status)

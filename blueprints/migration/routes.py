@@ -32,8 +32,7 @@ def gate():
     """Before any signed-in page: until the flag exists, send people to the preparing page."""
     if runner.state().flag_seen or request.blueprint == bp.name:
         return None
-    view = current_app.view_functions.get(request.endpoint or "")
-    if not getattr(view, "login_required", False):
+    if not sessions.is_signed_in_page(sessions.requested_view()):
         return None
     user = sessions.current_user()
     if user is None or runner.flag_seen():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -16,6 +15,7 @@ from blueprints.auth.forms import email_problem
 from store import items as store_items
 from store import settings as store_settings
 from store import workspaces as store_workspaces
+from web.forms import Form
 
 MAX_TITLE = 200
 MAX_TAG = 40
@@ -24,16 +24,6 @@ MAX_TAGS = 20
 # store checks the whole row's size on every write (a migrated row may carry more).
 MAX_NOTES_BYTES = 350 * 1024
 MAX_TEAM_NAME = 100
-
-
-@dataclass
-class Form:
-    values: dict[str, Any]
-    errors: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def valid(self) -> bool:
-        return not self.errors
 
 
 def _one_line(value: str) -> str:

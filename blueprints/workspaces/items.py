@@ -5,32 +5,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 
 from store import items as store_items
-from store import keys
 from store import settings as store_settings
 from store.accounts import get_account
 from store.db import get_db
+from web.forms import Form
 from web.security import safe_next
 
 from . import cursor, forms
-from .access import not_found, workspace_view
+from .access import extra_or_404, not_found, page, workspace_view
 from .blueprint import bp
 
 MAX_TAG_FILTER = forms.MAX_TAG
 GONE = "This item does not exist; it may have been deleted."
 
 
-def _item_row(ws_id: str, kwargs: dict[str, Any]) -> list[keys.Key]:
-    return [keys.item(ws_id, kwargs["item_id"])]
+# The item the URL names, read with the page.
+_ITEM = {"item": "item_id"}
 
 
 def _item_or_404() -> store_items.Item:
-    row = g.rows[0]
-    if row is None:
-        not_found(GONE)
-    return store_items.item_from_row(row)
+    item: store_items.Item = extra_or_404("item", GONE)
+    return item
 
 
 def _filters() -> tuple[str | None, str | None]:
@@ -51,23 +49,24 @@ def items(ws_id: str) -> Any:
             start_key = cursor.decode(token, ws_id, status, tag)
         except cursor.BadCursor:
             return render_template("workspaces/bad_cursor.html", section="items"), 400
-    page = store_items.list_items(
+    settings = page().settings
+    listing = store_items.list_items(
         get_db(),
         ws_id,
-        per_page=store_settings.page_size(g.settings),
+        per_page=store_settings.page_size(settings),
         start_key=start_key,
         status=status,
         tag=tag,
     )
-    next_cursor = cursor.encode(page.next_key, ws_id, status, tag) if page.next_key else None
+    next_cursor = cursor.encode(listing.next_key, ws_id, status, tag) if listing.next_key else None
     return render_template(
         "workspaces/items.html",
-        page=page,
+        page=listing,
         status=status,
         tag=tag,
         next_cursor=next_cursor,
         first_page=not token,
-        timezone=g.settings.values["timezone"],
+        timezone=settings.values["timezone"],
         section="items",
     )
 
@@ -75,15 +74,15 @@ def items(ws_id: str) -> Any:
 @bp.route("/w/<ws_id>/items/new", methods=["GET", "POST"])
 @workspace_view("member", settings=("defaultStatus",))
 def new_item(ws_id: str) -> Any:
-    form = forms.Form(
-        {"title": "", "notes": "", "tags": "", "status": g.settings.values["defaultStatus"]}
+    form = Form(
+        {"title": "", "notes": "", "tags": "", "status": page().settings.values["defaultStatus"]}
     )
     if request.method == "POST":
         form = forms.item_form(request.form)
         if form.valid:
             try:
                 item = store_items.create_item(
-                    get_db(), ws_id, forms.item_fields(form), g.member.user_id
+                    get_db(), ws_id, forms.item_fields(form), page().member.user_id
                 )
             except store_items.ItemTooLarge as exc:
                 form.errors["notes"] = _too_large(exc)
@@ -104,7 +103,7 @@ def _too_large(exc: store_items.ItemTooLarge) -> str:
 
 
 @bp.get("/w/<ws_id>/items/<item_id>")
-@workspace_view("member", settings=("timezone",), rows=_item_row)
+@workspace_view("member", settings=("timezone",), extras=_ITEM)
 def item(ws_id: str, item_id: str) -> Any:
     found = _item_or_404()
     creator = get_account(get_db(), found.created_by) if found.created_by else None
@@ -112,16 +111,16 @@ def item(ws_id: str, item_id: str) -> Any:
         "workspaces/item.html",
         item=found,
         creator=creator,
-        timezone=g.settings.values["timezone"],
+        timezone=page().settings.values["timezone"],
         section="items",
     )
 
 
 @bp.route("/w/<ws_id>/items/<item_id>/edit", methods=["GET", "POST"])
-@workspace_view("member", rows=_item_row)
+@workspace_view("member", extras=_ITEM)
 def edit_item(ws_id: str, item_id: str) -> Any:
     found = _item_or_404()
-    form = forms.Form(
+    form = Form(
         {
             "title": found.title,
             "notes": found.notes,
@@ -179,7 +178,7 @@ def item_status(ws_id: str, item_id: str) -> Any:
 
 
 @bp.route("/w/<ws_id>/items/<item_id>/delete", methods=["GET", "POST"])
-@workspace_view("member", rows=_item_row)
+@workspace_view("member", extras=_ITEM)
 def delete_item(ws_id: str, item_id: str) -> Any:
     found = _item_or_404()
     if request.method == "POST":

@@ -8,6 +8,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from store import settings as store_settings
 from store.db import get_db
+from web.forms import Form
 
 from . import forms
 from .access import workspace_view
@@ -19,7 +20,7 @@ from .blueprint import bp
 def settings(ws_id: str) -> Any:
     current = store_settings.read_settings(get_db(), ws_id)
     locked = frozenset(current.locked)
-    form = forms.Form(dict(current.values))
+    form = Form(dict(current.values))
     if request.method == "POST":
         form = forms.settings_form(request.form, locked)
         if form.valid:

@@ -11,8 +11,7 @@ from blueprints.auth import passwords
 from config import load_config
 from tests.support.app import make_app
 from tests.support.auth import spy_on_hashing, stored_hash
-from tests.support.helpers import PASSWORD, WebClient
-from tests.support.helpers import user_id_of as user_id_for
+from tests.support.helpers import PASSWORD, WebClient, user_id_of
 
 CHEAP = "pbkdf2:sha256:1000"
 # OWASP Password Storage cheat sheet: scrypt N=2^17/r=8/p=1 or an equivalent trade-off.
@@ -43,7 +42,7 @@ def test_registration_stores_a_salted_hash_made_with_the_production_method(
     assert web.register("alice@x.com", password=PASSWORD).status_code == 303
 
     database = app.extensions["db"]
-    stored = stored_hash(database, user_id_for(database, "alice@x.com"))
+    stored = stored_hash(database, user_id_of(database, "alice@x.com"))
     assert stored.startswith(method + "$")
     _, salt, digest = stored.split("$")
     assert len(salt) >= 16 and len(digest) == 128  # 64-byte scrypt output, hex

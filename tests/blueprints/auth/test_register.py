@@ -9,8 +9,7 @@ import pytest
 
 from store import keys
 from tests.support.auth import ACCESS_COOKIE, Person, auth_cookies_set, spy_on_hashing, stored_hash
-from tests.support.helpers import PASSWORD, WebClient, rows_with, scan_all
-from tests.support.helpers import user_id_of as user_id_for
+from tests.support.helpers import PASSWORD, WebClient, rows_with, scan_all, user_id_of
 
 EXISTING_EMAIL_MESSAGE = "This e-mail address cannot be used for a new account"
 
@@ -21,7 +20,7 @@ def test_registering_stores_a_lower_case_account_and_signs_in(web: WebClient, da
     assert response.status_code == 303
     assert response.headers["Location"] == "/"
     assert sorted(auth_cookies_set(response)) == ["access_token_cookie", "csrf_access_token"]
-    user_id = user_id_for(database, "alice@x.com")
+    user_id = user_id_of(database, "alice@x.com")
     profile = database.get(keys.user(user_id), consistent=True)
     assert profile["email"] == {"S": "alice@x.com"}
     assert profile["name"] == {"S": "Alice Archer"}
@@ -48,7 +47,7 @@ def test_extra_form_fields_are_not_stored(web: WebClient, database: Any):
         },
     )
 
-    profile = database.get(keys.user(user_id_for(database, "alice@x.com")), consistent=True)
+    profile = database.get(keys.user(user_id_of(database, "alice@x.com")), consistent=True)
     assert set(profile) == {"PK", "SK", "email", "name", "passwordHash", "createdAt"}
     assert profile["passwordHash"]["S"].startswith("pbkdf2:")
 
@@ -100,8 +99,8 @@ def test_same_password_gives_different_salted_hashes(app: Any, database: Any):
     second = WebClient(app.test_client()).register("two@x.com", password=PASSWORD)
     assert first.status_code == second.status_code == 303
 
-    one = stored_hash(database, user_id_for(database, "one@x.com"))
-    two = stored_hash(database, user_id_for(database, "two@x.com"))
+    one = stored_hash(database, user_id_of(database, "one@x.com"))
+    two = stored_hash(database, user_id_of(database, "two@x.com"))
     assert one != two
     assert one.split("$")[1] != two.split("$")[1]  # different salts
 

@@ -12,7 +12,7 @@ from store import batch, keys
 from store.migration.claim import ClaimObserver, read_claim, try_acquire
 from store.migration.engine import Migration, Settings
 from store.migration.flag import read_flag
-from tests.support.faults import is_fenced_copy as is_copy
+from tests.support.faults import is_fenced_copy
 from tests.support.helpers import WebClient, hooked, rows_with, scan_all, user_id_of, wait_for
 from tests.support.migration import throttled
 
@@ -187,7 +187,7 @@ def test_throttling_shows_a_clear_retrying_page_and_a_later_request_finishes(
     original = client.transact_write_items
 
     def throttle_copies(**params: Any) -> Any:
-        if is_copy(params):
+        if is_fenced_copy(params):
             raise throttled("TransactWriteItems")
         return original(**params)
 

@@ -18,8 +18,9 @@ from store import invites as store_invites
 from store import keys
 from store.db import Database
 from tests.support.auth import Person
-from tests.support.helpers import scan_all as scan_table
+from tests.support.helpers import scan_all
 from tests.support.workspaces import Team, add_item, add_member, create_workspace
+from web import sessions
 
 ITEM = "item-1"
 TARGET = "target-user"  # a plain member the actions act on
@@ -100,7 +101,7 @@ ACTIONS: dict[str, Action] = {
     "create an item": Action(
         EVERYONE,
         _post("/w/{ws}/items/new", {"title": "Made by matrix", "status": "open"}),
-        lambda s, who: "Made by matrix" in repr(scan_table(s.database)),
+        lambda s, who: "Made by matrix" in repr(scan_all(s.database)),
     ),
     "edit an item": Action(
         EVERYONE,
@@ -143,12 +144,12 @@ ACTIONS: dict[str, Action] = {
     "invite a member": Action(
         MANAGERS,
         _post("/w/{ws}/invites/new", {"email": "fresh@example.com", "role": "member"}),
-        lambda s, who: "fresh@example.com" in repr(scan_table(s.database)),
+        lambda s, who: "fresh@example.com" in repr(scan_all(s.database)),
     ),
     "invite an admin": Action(
         OWNERS,
         _post("/w/{ws}/invites/new", {"email": "boss@example.com", "role": "admin"}),
-        lambda s, who: "boss@example.com" in repr(scan_table(s.database)),
+        lambda s, who: "boss@example.com" in repr(scan_all(s.database)),
     ),
     "withdraw an invite": Action(
         MANAGERS,
@@ -193,7 +194,7 @@ ACTIONS: dict[str, Action] = {
 def test_the_role_matrix_is_enforced_on_the_server(setup, action, role):
     spec = ACTIONS[action]
     who = setup.team.by_role(role)
-    before = scan_table(setup.database)
+    before = scan_all(setup.database)
 
     response = spec.run(setup, who)
 
@@ -204,7 +205,7 @@ def test_the_role_matrix_is_enforced_on_the_server(setup, action, role):
         return
     expected = 404 if role == "non-member" else 403
     assert response.status_code == expected, (action, role, response.status_code)
-    assert scan_table(setup.database) == before
+    assert scan_all(setup.database) == before
 
 
 # --- the sweep over every /w/ route (IDOR) ----------------------------------------------------
@@ -247,7 +248,7 @@ def test_a_stranger_gets_404_on_every_workspace_route_and_changes_nothing(app, s
         "invite_id": setup.invite_id,
     }
     csrf = team.stranger.web.csrf_from("/workspaces")
-    before = scan_table(setup.database)
+    before = scan_all(setup.database)
 
     for rule, method in workspace_rules(app):
         path = fill(rule, values)
@@ -257,7 +258,7 @@ def test_a_stranger_gets_404_on_every_workspace_route_and_changes_nothing(app, s
             response = team.stranger.web.post(path, {"title": "x", "role": "owner"}, csrf=csrf)
         assert response.status_code == 404, (method, path, response.status_code)
 
-    assert scan_table(setup.database) == before
+    assert scan_all(setup.database) == before
 
 
 def test_a_member_of_another_workspace_cannot_reach_this_ones_rows_through_their_own(app, setup):
@@ -266,7 +267,7 @@ def test_a_member_of_another_workspace_cannot_reach_this_ones_rows_through_their
     own = create_workspace(team.stranger, "Stranger's own")
     add_item(setup.database, own, "own-item")
     csrf = team.stranger.web.csrf_from("/workspaces")
-    before = scan_table(setup.database)
+    before = scan_all(setup.database)
 
     for ws_id in (team.workspace_id, own):
         values = {
@@ -286,7 +287,7 @@ def test_a_member_of_another_workspace_cannot_reach_this_ones_rows_through_their
                 response = team.stranger.web.post(path, data, csrf=csrf)
             assert response.status_code == 404, (method, path, response.status_code)
 
-    assert scan_table(setup.database) == before
+    assert scan_all(setup.database) == before
 
 
 def test_item_ids_are_random(setup):
@@ -296,7 +297,7 @@ def test_item_ids_are_random(setup):
         web.post(f"/w/{ws}/items/new", {"title": title, "status": "open"})
     ids = [
         row["SK"]["S"]
-        for row in scan_table(setup.database)
+        for row in scan_all(setup.database)
         if row["SK"]["S"].startswith("ITEM#") and row["SK"]["S"] != f"ITEM#{ITEM}"
     ]
     assert len(ids) == 2 and all(re.fullmatch(r"ITEM#[0-9a-f]{32}", i) for i in ids)
@@ -359,4 +360,4 @@ def test_every_workspace_view_carries_the_sign_in_marker(app):
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/w/") or rule.rule == "/workspaces":
             view = app.view_functions[rule.endpoint]
-            assert getattr(view, "login_required", False), rule.rule
+            assert sessions.is_signed_in_page(view), rule.rule

@@ -17,14 +17,13 @@ from typing import Any
 
 import pytest
 
-from blueprints.workspaces.blueprint import redact
 from store import invites as store_invites
 from store import keys
 from store.db import Database
 from tests.support.app import make_app
-from tests.support.helpers import PASSWORD, WebClient
-from tests.support.helpers import scan_all as scan_table
+from tests.support.helpers import PASSWORD, WebClient, scan_all
 from tests.support.workspaces import Team
+from web.logging import redact
 
 INVITEE = "newcomer@example.com"
 LINK = re.compile(r'value="(http[^"]*/invite/([A-Za-z0-9_\-]+))"')
@@ -105,10 +104,10 @@ def test_an_existing_account_signs_in_from_the_link_and_joins_as_admin(app, data
 
 def test_opening_an_invite_link_changes_nothing(app, database, team):
     _, token = create_invite(team)
-    before = scan_table(database)
+    before = scan_all(database)
     WebClient(app.test_client()).get(f"/invite/{token}")
     team.stranger.web.get(f"/invite/{token}")
-    assert scan_table(database) == before
+    assert scan_all(database) == before
 
 
 def test_a_signed_out_accept_is_sent_to_sign_in_and_comes_back(app, team):
@@ -165,7 +164,7 @@ def test_used_expired_revoked_and_unknown_links_get_one_identical_page(
     team.owner.web.post(path, form_page=path)
     tokens["unknown"] = "A" * 43
     visitor.web.get("/workspaces")  # shows (and so clears) the welcome message
-    before = scan_table(database)
+    before = scan_all(database)
 
     answers = {kind: bad_link_page(visitor.web, token, method) for kind, token in tokens.items()}
 
@@ -175,7 +174,7 @@ def test_used_expired_revoked_and_unknown_links_get_one_identical_page(
     assert len(bodies) == 1
     assert "This invite link can't be used" in bodies.pop()
     assert member_role(database, ws, visitor.user_id) is None
-    assert scan_table(database) == before
+    assert scan_all(database) == before
 
 
 def test_an_invite_for_another_address_is_refused_with_a_clear_message(app, database, team):
@@ -262,7 +261,7 @@ def test_production_without_a_public_url_refuses_to_make_invites(ddb_client, tab
     assert response.status_code == 400
     assert "PUBLIC_URL" in owner.text(response)
     database = Database(client=ddb_client, table=table_name)
-    assert not [r for r in scan_table(database) if r["SK"]["S"].startswith("INVITE")]
+    assert not [r for r in scan_all(database) if r["SK"]["S"].startswith("INVITE")]
 
 
 def test_the_token_never_reaches_a_log(app, database, team, caplog):
@@ -413,7 +412,7 @@ def test_two_accepts_at_once_make_one_membership(app, database, team):
     assert {location for _, location in results} == {f"/w/{team.workspace_id}/items"}
     rows = [
         r
-        for r in scan_table(database)
+        for r in scan_all(database)
         if r["PK"]["S"] == keys.workspace_pk(team.workspace_id)
         and r["SK"]["S"] == keys.MEMBER_PREFIX + user_id_of(database, INVITEE)
     ]

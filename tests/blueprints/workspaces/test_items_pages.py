@@ -12,7 +12,7 @@ import pytest
 from store import keys
 from store.db import Database, s
 from store.migration import legacy
-from tests.support.helpers import scan_all as scan_table
+from tests.support.helpers import scan_all
 from tests.support.workspaces import Team, add_item
 
 V1_EXTRAS: dict[str, Any] = legacy.EVERY_TYPE
@@ -174,7 +174,7 @@ def test_a_new_item_is_created_with_trimmed_deduplicated_tags(database, ws, web)
         },
     )
     assert response.status_code == 303
-    rows = [r for r in scan_table(database) if r["SK"]["S"].startswith("ITEM#")]
+    rows = [r for r in scan_all(database) if r["SK"]["S"].startswith("ITEM#")]
     assert len(rows) == 1
     row = rows[0]
     assert row["title"] == s("Plan the offsite")
@@ -199,7 +199,7 @@ def test_invalid_input_comes_back_with_a_message_and_what_was_typed(
 ):
     typed = {"title": "", "notes": "My careful notes", "tags": "keep, these", "status": "open"}
     typed.update(data)
-    before = scan_table(database)
+    before = scan_all(database)
 
     response = web.post(f"/w/{ws}/items/new", typed)
 
@@ -210,7 +210,7 @@ def test_invalid_input_comes_back_with_a_message_and_what_was_typed(
     if field != "notes":
         assert "My careful notes" in html
     assert 'value="' + typed["tags"].replace("'", "&#39;")[:50] in html or field == "tags"
-    assert scan_table(database) == before
+    assert scan_all(database) == before
 
 
 def test_extra_form_fields_are_ignored(database, team, ws, web):
@@ -227,7 +227,7 @@ def test_extra_form_fields_are_ignored(database, team, ws, web):
             "GSI1PK": "x",
         },
     )
-    rows = [r for r in scan_table(database) if r["SK"]["S"].startswith("ITEM#")]
+    rows = [r for r in scan_all(database) if r["SK"]["S"].startswith("ITEM#")]
     assert len(rows) == 1
     assert set(rows[0]) == {"PK", "SK", "title", "status", "createdAt", "updatedAt", "createdBy"}
     assert rows[0]["PK"] == s(keys.workspace_pk(ws))
@@ -235,11 +235,11 @@ def test_extra_form_fields_are_ignored(database, team, ws, web):
 
 
 def test_a_form_body_over_the_request_limit_gets_a_friendly_413(database, ws, web):
-    before = scan_table(database)
+    before = scan_all(database)
     response = web.post(f"/w/{ws}/items/new", {"title": "Big", "notes": "x" * 2_000_000})
     assert response.status_code == 413
     assert "larger than this site accepts" in web.text(response)
-    assert scan_table(database) == before
+    assert scan_all(database) == before
 
 
 # --- edit, v1 data, conflicts --------------------------------------------------------------------

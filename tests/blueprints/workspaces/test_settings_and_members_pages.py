@@ -10,7 +10,7 @@ import pytest
 
 from store import keys
 from store.db import Database, s
-from tests.support.helpers import scan_all as scan_table
+from tests.support.helpers import scan_all
 from tests.support.workspaces import Team, add_member
 
 VALID = {
@@ -61,7 +61,7 @@ def test_untouched_defaults_are_not_written(database, team):
     post_settings(
         team, {"teamName": "", "timezone": "UTC", "defaultStatus": "open", "itemsPerPage": "25"}
     )
-    assert [r for r in scan_table(database) if r["SK"]["S"].startswith("SET#")] == []
+    assert [r for r in scan_all(database) if r["SK"]["S"].startswith("SET#")] == []
 
 
 @pytest.mark.parametrize(
@@ -77,14 +77,14 @@ def test_untouched_defaults_are_not_written(database, team):
     ],
 )
 def test_invalid_settings_are_refused_with_the_typing_kept(database, team, field, value, message):
-    before = scan_table(database)
+    before = scan_all(database)
     response = post_settings(team, {**VALID, field: value})
     html = unescape(team.admin.web.text(response))
     assert response.status_code == 400
     assert message in html
     if field != "defaultStatus":  # a select cannot show a choice it does not offer
         assert value[:50] in html
-    assert scan_table(database) == before
+    assert scan_all(database) == before
 
 
 def test_unknown_v1_settings_are_shown_read_only_and_survive_a_save(database, team):

@@ -17,7 +17,7 @@ from store.migration.engine import Migration, Settings, run_migration
 from store.migration.errors import LostClaim, MigrationError
 from store.migration.flag import Flag, read_flag, write_flag
 from store.migration.rows import same_data
-from tests.support.faults import is_fenced_copy as is_copy
+from tests.support.faults import is_fenced_copy
 from tests.support.helpers import hooked, rows_with, scan_all
 from tests.support.migration import FAST, cancelled, for_backend, migrate, throttled
 
@@ -154,7 +154,7 @@ def test_cancelled_and_throttled_copies_are_retried_with_growing_jittered_backof
     refusals = {"left": 12}
 
     def flaky(**params: Any) -> dict[str, Any]:
-        if is_copy(params) and refusals["left"] > 0:
+        if is_fenced_copy(params) and refusals["left"] > 0:
             refusals["left"] -= 1
             reason = rng.choice(["ThrottlingError", "TransactionConflict"])
             raise cancelled(["None", *[reason] * (len(params["TransactItems"]) - 1)])
@@ -190,7 +190,7 @@ def test_permanent_throttling_stops_within_budget_without_a_flag_and_a_later_run
     copies = {"n": 0}
 
     def throttle_after_two(**params: Any) -> dict[str, Any]:
-        if is_copy(params):
+        if is_fenced_copy(params):
             copies["n"] += 1
             if copies["n"] > 2:
                 raise throttled("TransactWriteItems")
@@ -222,7 +222,7 @@ def test_throttling_errors_are_retried_until_the_copy_completes(
     failures = {"left": 4}
 
     def throttled_at_first(**params: Any) -> dict[str, Any]:
-        if is_copy(params) and failures["left"] > 0:
+        if is_fenced_copy(params) and failures["left"] > 0:
             failures["left"] -= 1
             raise throttled("TransactWriteItems")
         return raw_client.transact_write_items(**params)
@@ -260,7 +260,7 @@ def test_a_silently_dropped_write_is_found_by_verification_and_repaired(
 
     def drop_one(**params: Any) -> dict[str, Any]:
         items = _item_puts(params)
-        if is_copy(params) and items and not dropped:
+        if is_fenced_copy(params) and items and not dropped:
             dropped.append(items[0])
             raw_client.transact_write_items(**_without(params, items[0]))
             return {}  # reports success for the dropped row too
@@ -282,7 +282,7 @@ def test_a_row_that_never_lands_means_no_flag_and_a_recorded_reason(
 
     def always_drop(**params: Any) -> dict[str, Any]:
         items = _item_puts(params)
-        if is_copy(params) and items:
+        if is_fenced_copy(params) and items:
             victim.setdefault("sk", items[0])
             raw_client.transact_write_items(**_without(params, victim["sk"]))
             return {}

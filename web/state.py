@@ -1,0 +1,42 @@
+"""Everything the request pipeline learns about one request, in one object on ``g``.
+
+The session loader, the views, the after-request hooks and the templates all read and write
+this one ``RequestState``, so what a request knows is listed in one place rather than spread
+over loose ``g`` attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import g
+
+from store.pages import WorkspacePage
+
+
+@dataclass
+class RequestState:
+    # The verified token's claims; None when signed out (or when the session was revoked).
+    claims: dict[str, Any] | None = None
+    # The cookie was bad, expired or revoked: expire it on the way out.
+    clear_auth: bool = False
+    # The revocation row was read this request (the session is live, not just signed).
+    session_confirmed: bool = False
+    # This response starts or ends a session (no refresh; never cached).
+    signed_in: bool = False
+    signed_out: bool = False
+    # Never cache this response, though nobody is signed in (an invite link).
+    no_store: bool = False
+    # A pre-sign-in CSRF nonce chosen this request, to be set as a cookie.
+    new_preauth_nonce: str | None = None
+    # The workspace page being shown, once ``workspace_view`` has read it.
+    page: WorkspacePage | None = None
+
+
+def request_state() -> RequestState:
+    """This request's state, made on first use."""
+    state = g.get("request_state")
+    if state is None:
+        state = g.request_state = RequestState()
+    return state
