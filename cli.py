@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
 from blueprints.auth import passwords
 from blueprints.migration.commands import migration_cli
-from store import schema
+from store import capabilities, schema
 from store.db import get_db
 from store.migration import legacy
 
@@ -23,6 +25,13 @@ def db_init() -> None:
     done = schema.ensure_table(database.client, database.table, report=click.echo)
     for line in done or ["nothing to do"]:
         click.echo(line)
+    # Checked on every run, not only at creation: a deploy may move the app to another server.
+    server = capabilities.check(database.client, database.table)
+    if not server.ready:
+        click.echo("refusing: this server cannot run v2; it lacks:", err=True)
+        for missing in server.missing:
+            click.echo(f"  - {missing}", err=True)
+        sys.exit(2)
     click.echo(f"table {database.table} is ready")
 
 

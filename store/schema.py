@@ -138,16 +138,31 @@ def ensure_table(
         done.append(f"added index {name}")
         _wait_until_active(client, table, poll=poll, timeout=timeout, report=report)
 
-    ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+    done.extend(_ensure_ttl(client, table))
+    done.extend(_ensure_point_in_time_recovery(client, table))
+    return done
+
+
+# What a server answers for an operation it does not have (DynamoDB Local for backups, some
+# compatible servers for TTL): the optional parts are then skipped, saying so.
+_NOT_SUPPORTED = ("UnknownOperationException", "UnrecognizedClientException")
+
+
+def _ensure_ttl(client: Any, table: str) -> list[str]:
+    try:
+        ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            return []
         client.update_time_to_live(
             TableName=table,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": keys.TTL_ATTRIBUTE},
         )
-        done.append(f"enabled TTL on {keys.TTL_ATTRIBUTE}")
-
-    done.extend(_ensure_point_in_time_recovery(client, table))
-    return done
+    except ClientError as exc:
+        # Optional: every reader compares expiresAt with the clock, TTL only tidies up.
+        if error_code(exc) in _NOT_SUPPORTED:
+            return ["TTL not supported by this server (skipped; expired rows are still ignored)"]
+        raise
+    return [f"enabled TTL on {keys.TTL_ATTRIBUTE}"]
 
 
 def _ensure_point_in_time_recovery(client: Any, table: str) -> list[str]:
@@ -163,6 +178,6 @@ def _ensure_point_in_time_recovery(client: Any, table: str) -> list[str]:
         return ["enabled point-in-time recovery"]
     except ClientError as exc:
         # DynamoDB Local and some emulators have no backups; the real service does.
-        if error_code(exc) in ("UnknownOperationException", "UnrecognizedClientException"):
+        if error_code(exc) in _NOT_SUPPORTED:
             return ["point-in-time recovery not supported by this server (skipped)"]
         raise
