@@ -28,7 +28,8 @@ class Database:
 
     def get(self, key: RawItem, *, consistent: bool = False) -> RawItem | None:
         response = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=consistent)
-        return response.get("Item")
+        item: RawItem | None = response.get("Item")
+        return item
 
     def query_pages(self, **params: Any) -> Iterator[dict[str, Any]]:
         """Every page of a Query, following LastEvaluatedKey until it is absent."""
@@ -143,7 +144,8 @@ def text(item: Mapping[str, Any] | None, name: str, default: str = "") -> str:
     """A string attribute of a raw item, or the default when absent or of another type."""
     if not item or name not in item:
         return default
-    return item[name].get("S", default)
+    value: str = item[name].get("S", default)
+    return value
 
 
 def number(item: Mapping[str, Any] | None, name: str, default: int = 0) -> int:
@@ -198,7 +200,8 @@ def get_db() -> Database:
     """The app's Database, made by ``init_app`` in the factory."""
     from flask import current_app
 
-    return current_app.extensions["db"]
+    database: Database = current_app.extensions["db"]
+    return database
 
 
 def init_app(app: Any, client: Any | None = None) -> Database:

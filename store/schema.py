@@ -53,7 +53,8 @@ def _provisioned_capacity(description: dict[str, Any]) -> dict[str, int] | None:
 
 def _describe(client: Any, table: str) -> dict[str, Any] | None:
     try:
-        return client.describe_table(TableName=table)["Table"]
+        description: dict[str, Any] = client.describe_table(TableName=table)["Table"]
+        return description
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
             return None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from flask import Flask, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_jwt_extended import unset_jwt_cookies
 from flask_jwt_extended.exceptions import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.wrappers import Response
 
 from web import sessions
 from web.state import request_state
@@ -33,7 +36,7 @@ def render_error(code: int, message: str | None = None, **context: object) -> tu
     ), code
 
 
-def _http_error(exc: HTTPException) -> tuple[str, int] | HTTPException:
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
     if exc.code is None or exc.code < 400:
         return exc
     # Our own abort(code, description=...) texts are written for people; werkzeug's stock
@@ -43,14 +46,15 @@ def _http_error(exc: HTTPException) -> tuple[str, int] | HTTPException:
     if exc.code == 413:
         message = "The form was larger than this site accepts. Shorten the text and try again."
     body, code = render_error(exc.code, message)
-    response = exc.get_response()
+    # Werkzeug's own response keeps the exception's headers (Allow, Retry-After, ...).
+    response = cast(Response, exc.get_response())
     response.set_data(body)
     response.mimetype = "text/html"
     response.status_code = code
     return response
 
 
-def _csrf_error(exc: CSRFError) -> object:
+def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
     """A form whose CSRF token is missing or stale: offer to send it again, keeping input.
 
     Cross-site posts never get here (security.reject_cross_site_writes refuses them), so this

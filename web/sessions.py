@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, redirect, request, url_for
@@ -168,7 +168,8 @@ def login_url() -> str:
 
 def redirect_to_login() -> Response:
     """To the sign-in page; 303 after a form, so the browser follows with a GET."""
-    return redirect(login_url(), 303 if request.method != "GET" else 302)
+    # flask.redirect builds the app's response class; its annotation names werkzeug's base.
+    return cast(Response, redirect(login_url(), 303 if request.method != "GET" else 302))
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -36,7 +36,7 @@ class RequestState:
 
 def request_state() -> RequestState:
     """This request's state, made on first use."""
-    state = g.get("request_state")
+    state: RequestState | None = g.get("request_state")
     if state is None:
         state = g.request_state = RequestState()
     return state

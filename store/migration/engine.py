@@ -316,7 +316,7 @@ class Migration:
                 if future.exception() is not None:
                     # Stop the other segments at their next page instead of finishing.
                     self.aborted.set()
-        failures = [f.exception() for f in futures if f.exception() is not None]
+        failures = [e for e in (f.exception() for f in futures) if e is not None]
         if failures:
             # The first real cause, not a sibling's "stopped because another part failed".
             causes = [e for e in failures if not isinstance(e, _Aborted)]
