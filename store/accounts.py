@@ -21,9 +21,8 @@ from .db import (
     put_new,
     s,
     text,
+    transact,
 )
-
-_CONFLICT_RETRIES = 3
 
 
 class EmailTaken(Exception):
@@ -63,21 +62,12 @@ def create_account(db: Database, email: str, name: str, password_hash: str) -> A
         "createdAt": s(now_iso()),
     }
     actions = [put_new(db, {**keys.email(email), "userId": s(user_id)}), put_new(db, profile)]
-    for attempt in range(_CONFLICT_RETRIES):
-        try:
-            db.client.transact_write_items(TransactItems=actions)
-            break
-        except ClientError as exc:
-            if error_code(exc) != "TransactionCanceledException":
-                raise
-            reasons = cancellation_reasons(exc)
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                raise EmailTaken(email) from exc
-            # DynamoDB cancels a transaction that races another on the same item
-            # (TransactionConflict); the retry then finds the winner's row, or wins itself.
-            if "TransactionConflict" not in reasons or attempt == _CONFLICT_RETRIES - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
+    try:
+        transact(db, actions)
+    except ClientError as exc:
+        if cancellation_reasons(exc)[:1] == ["ConditionalCheckFailed"]:
+            raise EmailTaken(email) from exc
+        raise
     return _account(user_id, profile)
 
 

@@ -112,6 +112,29 @@ def put_new(db: Database, item: RawItem) -> dict[str, Any]:
     return {"Put": {"TableName": db.table, "Item": item, "ConditionExpression": IF_ABSENT}}
 
 
+CONFLICT_RETRIES = 3
+
+
+def transact(
+    db: Database, actions: list[dict[str, Any]], *, attempts: int = CONFLICT_RETRIES
+) -> None:
+    """TransactWriteItems, sent again while DynamoDB cancels it only for racing another
+    transaction on the same items (TransactionConflict); the retry then sees the winner's
+    rows, or wins itself. Any other cancellation or error is raised for the caller to read."""
+    for attempt in range(attempts):
+        try:
+            db.client.transact_write_items(TransactItems=actions)
+            return
+        except ClientError as exc:
+            reasons = cancellation_reasons(exc)
+            only_raced = "TransactionConflict" in reasons and not (
+                set(reasons) - {"TransactionConflict", "None", None}
+            )
+            if not only_raced or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def put_if_absent(db: Database, item: RawItem) -> bool:
     """Write ``item`` unless its row exists; False (and nothing written) if it does."""
     try:

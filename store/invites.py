@@ -23,9 +23,9 @@ from . import keys
 from .accounts import normalise_email
 from .batch import get_many
 from .db import (
+    CONFLICT_RETRIES,
     Database,
     RawItem,
-    cancellation_reasons,
     error_code,
     n,
     new_id,
@@ -35,13 +35,13 @@ from .db import (
     query_prefix,
     s,
     text,
+    transact,
 )
 from .workspaces import Workspace, member_row, workspace_from_row
 
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 256 bits
 INVITABLE_ROLES = ("member", "admin")
 PENDING, ACCEPTED, REVOKED = "pending", "accepted", "revoked"
-_CONFLICT_RETRIES = 3
 
 
 class InviteUnusable(Exception):
@@ -173,7 +173,7 @@ def create_invite(
         keys.TTL_ATTRIBUTE: n(expires_at),
     }
     puts = [put_new(db, invite_row), put_new(db, pointer_row)]
-    for attempt in range(_CONFLICT_RETRIES):
+    for attempt in range(CONFLICT_RETRIES):
         replaced = [i for i in pending_invites(db, workspace_id, moment) if i.email == email]
         revokes = [_revoke_action(db, workspace_id, old.invite_id) for old in replaced]
         try:
@@ -182,7 +182,7 @@ def create_invite(
         except ClientError as exc:
             # An earlier invite was accepted or withdrawn meanwhile: read them again.
             if error_code(exc) != "TransactionCanceledException" or (
-                attempt == _CONFLICT_RETRIES - 1
+                attempt == CONFLICT_RETRIES - 1
             ):
                 raise
     return invite_from_row(invite_row), token, len(replaced)
@@ -230,27 +230,11 @@ def find(db: Database, token: str, now: float | None = None) -> Found:
     return Found(invite, workspace_from_row(workspace_row), text(inviter, "name"))
 
 
-def accept(
-    db: Database, token: str, *, user_id: str, email: str, now: float | None = None
-) -> Found:
-    """Make the signed-in person a member with the invite's role, exactly once.
-
-    The person who already used this very invite is told they are a member (AlreadyMember);
-    anyone else holding a used link gets the same InviteUnusable as for any bad link.
-    """
-    try:
-        found = find(db, token, now)
-    except InviteUnusable:
-        resolved = _resolve(db, token)
-        if resolved and resolved[0].state == ACCEPTED and resolved[0].accepted_by == user_id:
-            raise AlreadyMember(resolved[0].workspace_id) from None
-        raise
-    invite = found.invite
-    if not hmac.compare_digest(invite.email, normalise_email(email)):
-        raise WrongAccount
-    moment = _now(now)
+def _acceptance(db: Database, found: Found, user_id: str, moment: float) -> list[dict[str, Any]]:
+    """The invite marked accepted and the membership created, in one transaction's actions."""
     joined = now_iso()
-    actions = [
+    invite = found.invite
+    return [
         {
             "Update": {
                 "TableName": db.table,
@@ -283,18 +267,33 @@ def accept(
             ),
         ),
     ]
-    for attempt in range(_CONFLICT_RETRIES):
-        try:
-            db.client.transact_write_items(TransactItems=actions)
-            return found
-        except ClientError as exc:
-            if error_code(exc) != "TransactionCanceledException":
-                raise
-            reasons = cancellation_reasons(exc)
-            if db.get(keys.member(invite.workspace_id, user_id), consistent=True):
-                raise AlreadyMember(invite.workspace_id) from exc
-            if "ConditionalCheckFailed" in reasons or attempt == _CONFLICT_RETRIES - 1:
-                raise InviteUnusable from exc
-            # TransactionConflict: another request touched the invite at the same moment.
-            time.sleep(0.05 * (attempt + 1))
-    raise InviteUnusable  # pragma: no cover - the loop always returns or raises
+
+
+def accept(
+    db: Database, token: str, *, user_id: str, email: str, now: float | None = None
+) -> Found:
+    """Make the signed-in person a member with the invite's role, exactly once.
+
+    The person who already used this very invite is told they are a member (AlreadyMember);
+    anyone else holding a used link gets the same InviteUnusable as for any bad link.
+    """
+    try:
+        found = find(db, token, now)
+    except InviteUnusable:
+        resolved = _resolve(db, token)
+        if resolved and resolved[0].state == ACCEPTED and resolved[0].accepted_by == user_id:
+            raise AlreadyMember(resolved[0].workspace_id) from None
+        raise
+    invite = found.invite
+    if not hmac.compare_digest(invite.email, normalise_email(email)):
+        raise WrongAccount
+    actions = _acceptance(db, found, user_id, _now(now))
+    try:
+        transact(db, actions)
+    except ClientError as exc:
+        if error_code(exc) != "TransactionCanceledException":
+            raise
+        if db.get(keys.member(invite.workspace_id, user_id), consistent=True):
+            raise AlreadyMember(invite.workspace_id) from exc
+        raise InviteUnusable from exc
+    return found

@@ -278,22 +278,10 @@ def delete_item(db: Database, workspace_id: str, item_id: str) -> bool:
 # --- reads --------------------------------------------------------------------------------------
 
 
-def list_items(
-    db: Database,
-    workspace_id: str,
-    *,
-    per_page: int,
-    start_key: RawItem | None = None,
-    status: str | None = None,
-    tag: str | None = None,
-    max_queries: int = MAX_QUERIES_PER_PAGE,
-) -> ItemPage:
-    """One page of items, newest first, from the ByCreated index (never a Scan).
-
-    DynamoDB applies ``Limit`` before the filter, so a filtered page may need more than one
-    Query; it keeps reading until the page is full, the index is exhausted or
-    ``max_queries`` is spent. The next page starts after the last item shown.
-    """
+def _listing_query(
+    db: Database, workspace_id: str, per_page: int, *, status: str | None, tag: str | None
+) -> dict[str, Any]:
+    """The ByCreated Query for one workspace's items, newest first, with the page's filters."""
     filters = ["begins_with(SK, :itemPrefix)"]
     names: dict[str, str] = {}
     values: dict[str, Any] = {
@@ -319,6 +307,26 @@ def list_items(
     }
     if names:
         params["ExpressionAttributeNames"] = names
+    return params
+
+
+def list_items(
+    db: Database,
+    workspace_id: str,
+    *,
+    per_page: int,
+    start_key: RawItem | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    max_queries: int = MAX_QUERIES_PER_PAGE,
+) -> ItemPage:
+    """One page of items, newest first, from the ByCreated index (never a Scan).
+
+    DynamoDB applies ``Limit`` before the filter, so a filtered page may need more than one
+    Query; it keeps reading until the page is full, the index is exhausted or
+    ``max_queries`` is spent. The next page starts after the last item shown.
+    """
+    params = _listing_query(db, workspace_id, per_page, status=status, tag=tag)
     if start_key:
         params["ExclusiveStartKey"] = start_key
 
