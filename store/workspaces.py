@@ -223,24 +223,15 @@ def ensure_owner_count(db: Database, workspace: Workspace) -> None:
 
 
 def _owner_count_update(db: Database, workspace_id: str, delta: int) -> dict[str, Any]:
-    if delta > 0:
-        return {
-            "Update": {
-                "TableName": db.table,
-                "Key": keys.workspace(workspace_id),
-                "UpdateExpression": "SET #count = #count + :one",
-                "ConditionExpression": "attribute_exists(#count)",
-                "ExpressionAttributeNames": {"#count": OWNER_COUNT},
-                "ExpressionAttributeValues": {":one": n(1)},
-            }
-        }
+    adding = delta > 0
     return {
         "Update": {
             "TableName": db.table,
             "Key": keys.workspace(workspace_id),
-            "UpdateExpression": "SET #count = #count - :one",
-            # Never below one owner; this is the line that settles races between owners.
-            "ConditionExpression": "#count > :one",
+            "UpdateExpression": f"SET #count = #count {'+' if adding else '-'} :one",
+            # Adding needs the counter (older rows get it from ensure_owner_count); removing
+            # never goes below one owner: this is the line that settles races between owners.
+            "ConditionExpression": "attribute_exists(#count)" if adding else "#count > :one",
             "ExpressionAttributeNames": {"#count": OWNER_COUNT},
             "ExpressionAttributeValues": {":one": n(1)},
         }
