@@ -248,5 +248,6 @@ def test_while_another_server_holds_the_claim_the_page_shows_its_progress(web, d
     with hooked(database.client, "provide-client-params.dynamodb.GetItem", record):
         progress = web.get("/preparing/progress?next=/").json
     assert progress["done"] is False and progress["items"] == 12
-    assert len(claim_reads) == 1  # the poll and the takeover check share one read
+    # At most one: the poll and the takeover check share the process's cached reading.
+    assert len(claim_reads) <= 1
     assert read_claim(database).owner == run.run_id  # nobody took over a live claim
