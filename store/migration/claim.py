@@ -400,12 +400,15 @@ def completion(db: Database, owner: str, version: str, counts: dict[str, Any]) -
             "TableName": db.table,
             "Key": keys.migration_claim(),
             "UpdateExpression": "SET #state = :complete, phase = :done, "
-            "itemsCopied = :items, settingsCopied = :settings, membersCopied = :members",
+            "itemsCopied = :items, settingsCopied = :settings, membersCopied = :members, "
+            "failures = :zero, lastError = :none REMOVE failedReason",
             "ConditionExpression": "#owner = :me AND version = :version",
             "ExpressionAttributeNames": {"#owner": "owner", "#state": "state"},
             "ExpressionAttributeValues": {
                 ":complete": s(STATE_COMPLETE),
                 ":done": s("complete"),
+                ":zero": n(0),
+                ":none": s(""),
                 **counts,
                 ":me": s(owner),
                 ":version": s(version),
