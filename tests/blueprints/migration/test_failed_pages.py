@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from store.migration.claim import STATE_FAILED, ClaimObserver, read_claim, try_acquire
 from store.migration.lease import Release, release
-from tests.support.helpers import WebClient, hooked
+from tests.support.helpers import WebClient, hooked, wait_for
 
 REASON = "UnknownOperationException: An unknown operation was requested. KEY=MIGRATION#CLAIM"
 
@@ -113,3 +113,22 @@ def test_a_due_claim_is_tried_once_per_reading_however_many_polls(app, database,
             browser.get("/preparing/progress?next=/")
 
     assert len(takes) == 1
+
+
+def test_status_shows_the_reason_and_retry_clears_it(runner, web, database, seed):
+    accounts = seed(items=5)
+    assert runner.invoke(args=["migration", "retry"]).exit_code == 2  # no claim yet
+    _fail_the_claim(database)
+
+    status = runner.invoke(args=["migration", "status"])
+    assert "claim: failed" in status.output and f"failure reason: {REASON}" in status.output
+    assert "failures in a row: 1" in status.output and "migration retry" in status.output
+
+    retried = runner.invoke(args=["migration", "retry"])
+    assert retried.exit_code == 0, retried.output
+    claim = read_claim(database)
+    assert (claim.state, claim.failures, claim.failed_reason) == ("waiting", 0, "")
+    web.login(accounts[0].email)
+    web.get("/workspaces")
+    wait_for(lambda: web.get("/preparing/progress?next=/").json["done"])
+    assert runner.invoke(args=["migration", "retry"]).exit_code == 2  # complete: nothing to do
