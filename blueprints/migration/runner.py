@@ -65,15 +65,17 @@ def settings_from(app: Flask) -> Settings:
     )
 
 
-def flag_seen() -> bool:
+def flag_seen(*, cached: bool = True) -> bool:
     """True once this process has read the flag; from then on no DynamoDB call is needed.
-    While it is unseen, it is read at most every CLAIM_POLL_SECONDS per process."""
+    While it is unseen, polls read it at most every CLAIM_POLL_SECONDS per process; the gate
+    (``cached=False``) reads it each time, so nobody who landed is sent back by a worker whose
+    last reading is a second old."""
     process = state()
     if process.flag_seen:
         return True
     now = process.clock()
     checked = process.flag_checked_at
-    if checked is not None and now - checked < CLAIM_POLL_SECONDS:
+    if cached and checked is not None and now - checked < CLAIM_POLL_SECONDS:
         return False
     process.flag_checked_at = now
     if read_flag(get_db()) is not None:
