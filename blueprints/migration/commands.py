@@ -14,8 +14,9 @@ from flask.cli import AppGroup
 
 from store.db import get_db
 from store.migration import check
-from store.migration.claim import read_claim
+from store.migration.claim import STATE_FAILED, STATE_WAITING, Claim, read_claim
 from store.migration.flag import read_flag
+from store.migration.lease import reset_for_retry
 from store.migration.v1 import count_v1
 
 migration_cli = AppGroup("migration", help="Inspect, verify and clean up the v1 → v2 move.")
@@ -54,6 +55,7 @@ def status() -> None:
             f"{claim.workspace_id}, items {claim.items_copied}/{total}"
             + (f", last error: {claim.last_error}" if claim.last_error else "")
         )
+        _failure_lines(claim)
     v1 = count_v1(db)
     click.echo(f"v1 rows: items={v1['items']} settings={v1['settings']} members={v1['members']}")
     workspace_id = (flag and flag.workspace_id) or (claim and claim.workspace_id)
@@ -63,6 +65,36 @@ def status() -> None:
             f"v2 rows in {workspace_id}: items={v2['items']} settings={v2['settings']} "
             f"members={v2['members']}"
         )
+
+
+def _failure_lines(claim: Claim) -> None:
+    """The claim's failure state for the operator (the reason is never shown to people)."""
+    click.echo(
+        f"failures in a row: {claim.failures}; next attempt: "
+        + (claim.next_attempt_at or "at the next request")
+    )
+    if claim.failed_reason:
+        click.echo(f"failure reason: {claim.failed_reason}")
+    if claim.state == STATE_FAILED:
+        click.echo(
+            "the migration has stopped on a permanent error; fix the cause, then run "
+            "`flask --app app migration retry`"
+        )
+
+
+@migration_cli.command("retry")
+def retry() -> None:
+    """Start again after a failure: a failed or waiting claim is due now, failures cleared."""
+    db = get_db()
+    claim = read_claim(db)
+    if claim is None or claim.state not in (STATE_FAILED, STATE_WAITING):
+        state = "no migration has started" if claim is None else f"the claim is {claim.state}"
+        click.echo(f"nothing to retry: {state}", err=True)
+        sys.exit(2)
+    if not reset_for_retry(db, claim):
+        click.echo("the claim changed meanwhile; run `migration status` and try again", err=True)
+        sys.exit(2)
+    click.echo("retry: the next request or progress poll starts the migration again")
 
 
 @migration_cli.command("verify")

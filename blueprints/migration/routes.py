@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     jsonify,
@@ -15,7 +16,7 @@ from flask import (
 
 from store import accounts, workspaces
 from store.db import get_db
-from store.migration.claim import STATE_WAITING, Claim, read_claim
+from store.migration.claim import STATE_FAILED, STATE_WAITING, Claim
 from store.migration.flag import finish_without_data, read_flag
 from store.migration.v1 import has_v1_data
 from web import sessions
@@ -25,6 +26,8 @@ from . import runner
 
 bp = Blueprint("migration", __name__)
 REFRESH_SECONDS = 2
+# The failed page reloads slowly, so people land once the operator has fixed the cause.
+FAILED_REFRESH_SECONDS = 30
 
 
 @bp.before_app_request
@@ -35,10 +38,10 @@ def gate():
     if not sessions.is_signed_in_page(sessions.requested_view()):
         return None
     user = sessions.current_user()
-    if user is None or runner.flag_seen():
+    if user is None or runner.flag_seen(cached=False):
         return None
     db = get_db()
-    claim = read_claim(db)
+    claim = runner.current_claim()
     if claim is None and not has_v1_data(db):
         # A fresh install: nothing to copy, so nobody ever sees the preparing page.
         finish_without_data(db, user.user_id)
@@ -68,14 +71,36 @@ def _progress(claim: Claim | None) -> dict[str, object]:
     }
 
 
+def _failed_page(target: str) -> Response:
+    """People are told the workspace cannot be prepared yet, and nothing more: the reason is
+    the operator's (log, ``migration status``), never DynamoDB's words or keys on a page."""
+    response = current_app.make_response(
+        (
+            render_template("migration/failed.html", next=target, refresh=FAILED_REFRESH_SECONDS),
+            503,
+        )
+    )
+    response.headers["Retry-After"] = str(FAILED_REFRESH_SECONDS)
+    return response
+
+
+# The preparing page and its progress poll know the person from the signed cookie alone (no
+# revocation read: they show no team data), and read the claim and the flag through this
+# process's caches, so however many tabs poll, DynamoDB sees a bounded number of calls.
+
+
 @bp.get("/preparing")
-@sessions.login_required
 def preparing():
+    person = sessions.peek_user()
+    if person is None:
+        return sessions.redirect_to_login()
     target = safe_next(request.args.get("next"))
     if runner.flag_seen():
         return redirect(target)
-    claim = read_claim(get_db())
-    runner.kick(sessions.signed_in().user_id, claim)
+    claim = runner.current_claim()
+    if claim is not None and claim.state == STATE_FAILED:
+        return _failed_page(target)
+    runner.kick(person.user_id, claim)
     progress = _progress(claim)
     status = 503 if progress["retrying"] else 200
     response = current_app.make_response(
@@ -95,13 +120,21 @@ def preparing():
 
 
 @bp.get("/preparing/progress")
-@sessions.login_required
 def progress():
+    person = sessions.peek_user()
+    if person is None:
+        return sessions.redirect_to_login()
     target = safe_next(request.args.get("next"))
     if runner.flag_seen():
         return jsonify(done=True, next=target)
-    claim = read_claim(get_db())
-    runner.kick(sessions.signed_in().user_id, claim)
+    claim = runner.current_claim()
+    if claim is not None and claim.state == STATE_FAILED:
+        # Not OK: the page's script reloads, and the reload shows the failed page.
+        response = jsonify(done=False, failed=True, next=target)
+        response.status_code = 503
+        response.headers["Retry-After"] = str(FAILED_REFRESH_SECONDS)
+        return response
+    runner.kick(person.user_id, claim)
     return jsonify(done=False, next=target, **_progress(claim))
 
 

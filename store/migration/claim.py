@@ -16,16 +16,37 @@ from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from store import keys
-from store.db import Database, RawItem, error_code, n, new_id, now_iso, number, s, text
+from store.db import (
+    Database,
+    RawItem,
+    error_code,
+    n,
+    new_id,
+    now_iso,
+    number,
+    parse_iso,
+    s,
+    text,
+)
+
+from .errors import NETWORK_ERRORS, PERMANENT, classify, operator_reason
 
 log = logging.getLogger(__name__)
 
 STATE_RUNNING = "running"
 STATE_WAITING = "waiting"
+# A permanent error stopped the migration: nobody takes the claim until `migration retry`.
+STATE_FAILED = "failed"
 STATE_COMPLETE = "complete"
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+# What people read while the copy is retried after a transient failure (never internals).
+RETRYING_MESSAGE = "DynamoDB is busy right now; retrying shortly."
+STOPPED_MESSAGE = "The copy stopped and needs the site's operator."
 
 
 @dataclass
@@ -45,6 +66,11 @@ class Claim:
     cursors: dict[str, Any]
     total_segments: int
     attempt: int
+    # Consecutive failed runs (reset once a run makes progress), when the next may start
+    # (ISO UTC; empty: at once), and the operator's reason for the last failure.
+    failures: int = 0
+    next_attempt_at: str = ""
+    failed_reason: str = ""
 
     @classmethod
     def from_row(cls, row: RawItem) -> Claim:
@@ -64,7 +90,16 @@ class Claim:
             cursors=row.get("cursors", {}).get("M", {}),
             total_segments=number(row, "totalSegments", 1),
             attempt=number(row, "attempt", 1),
+            failures=number(row, "failures"),
+            next_attempt_at=text(row, "nextAttemptAt"),
+            failed_reason=text(row, "failedReason"),
         )
+
+    def due(self, wall: Callable[[], float] = time.time) -> bool:
+        """Whether a released claim may be taken now (its backoff, if any, is over)."""
+        if not self.next_attempt_at:
+            return True
+        return parse_iso(self.next_attempt_at).timestamp() <= wall()
 
     def to_row(self, *, lease: float, heartbeat_at: str) -> RawItem:
         """The row a first claim writes. The progress attributes (counts, cursors, last
@@ -172,7 +207,10 @@ def try_acquire(
     if current is None:
         fresh = _fresh_claim(run_id, user_id, segments, wall)
         return _claim_first(db, Run(run_id, user_id, fresh), lease, wall)
-    if current.state == STATE_COMPLETE:
+    if current.state in (STATE_COMPLETE, STATE_FAILED):
+        # A failed claim waits for the operator (`migration retry`), however often asked.
+        return None
+    if current.state == STATE_WAITING and not current.due(wall):
         return None
     if current.state != STATE_WAITING and not observer.lapsed(current, lease, monotonic()):
         return None
@@ -210,7 +248,13 @@ def _claim_first(db: Database, run: Run, lease: float, wall: Callable[[], float]
         }
     }
     fences = fence_puts(db, run.run_id, run.claim.total_segments + 1)
-    return run if _transact(db, [first, *fences]) else None
+    try:
+        taken = _transact(db, run.run_id, [first, *fences])
+    except ClientError as exc:
+        if classify(exc) == PERMANENT:
+            mark_failed(db, None, run, exc, lease=lease, wall=wall)
+        raise
+    return run if taken else None
 
 
 def _take_over(db: Database, run: Run, lease: float, wall: Callable[[], float]) -> Run | None:
@@ -225,7 +269,7 @@ def _take_over(db: Database, run: Run, lease: float, wall: Callable[[], float]) 
                 "leaseSeconds = :lease ADD attempt :one"
             ),
             # Only if nobody else moved it since we looked: a lapsed or released claim.
-            "ConditionExpression": "version = :seen AND #state <> :complete",
+            "ConditionExpression": "version = :seen AND NOT #state IN (:complete, :failed)",
             "ExpressionAttributeNames": {"#owner": "owner", "#state": "state"},
             "ExpressionAttributeValues": {
                 ":me": s(run.run_id),
@@ -236,11 +280,19 @@ def _take_over(db: Database, run: Run, lease: float, wall: Callable[[], float]) 
                 ":one": n(1),
                 ":seen": s(current.version),
                 ":complete": s(STATE_COMPLETE),
+                ":failed": s(STATE_FAILED),
             },
         }
     }
     # Moving every fence with the claim is what makes the old holder's late writes fail.
-    if not _transact(db, [takeover, *fence_puts(db, run.run_id, current.total_segments + 1)]):
+    actions = [takeover, *fence_puts(db, run.run_id, current.total_segments + 1)]
+    try:
+        taken = _transact(db, run.run_id, actions)
+    except ClientError as exc:
+        if classify(exc) == PERMANENT:
+            mark_failed(db, current, run, exc, lease=lease, wall=wall)
+        raise
+    if not taken:
         return None
     log.info("migration claim taken over (attempt %d)", current.attempt + 1)
     current.owner, current.version, current.state = run.run_id, new_version, STATE_RUNNING
@@ -269,52 +321,75 @@ def fence_check(db: Database, writer: int, owner: str) -> dict[str, Any]:
     }
 
 
-def _transact(db: Database, actions: list[dict[str, Any]]) -> bool:
-    """Run a claim transaction; False when a condition failed or it raced another writer."""
+def _transact(db: Database, run_id: str, actions: list[dict[str, Any]]) -> bool:
+    """Run a claim transaction; False when a condition failed or it raced another writer.
+
+    A refusal, or no answer at all, may hide our own earlier try that landed with its answer
+    lost (the SDK sends it again): then the claim names ``run_id``, and it is ours."""
     try:
         db.client.transact_write_items(TransactItems=actions)
     except ClientError as exc:
         if error_code(exc) in ("TransactionCanceledException", "TransactionConflictException"):
-            return False
+            return _names(db, run_id)
+        raise
+    except NETWORK_ERRORS:
+        if _names(db, run_id):
+            return True
         raise
     return True
 
 
-def publish(
-    db: Database, run_id: str, seen: str, new_version: str, progress: Progress, now: str
+def _names(db: Database, run_id: str) -> bool:
+    current = read_claim(db)
+    landed = current is not None and current.owner == run_id
+    if landed:
+        log.info("migration claim: an earlier try landed with its answer lost; it is ours")
+    return landed
+
+
+def mark_failed(
+    db: Database,
+    seen: Claim | None,
+    run: Run,
+    exc: BaseException,
+    *,
+    lease: float,
+    wall: Callable[[], float] = time.time,
 ) -> None:
-    """A heartbeat: move the claim from version ``seen`` to ``new_version`` and publish the
-    progress. Raises ConditionalCheckFailedException once the claim is not this run's."""
-    values = progress.snapshot()
-    sets = [
-        "version = :new",
-        "heartbeatAt = :now",
-        "phase = :phase",
-        "itemsCopied = :items",
-        "settingsCopied = :settings",
-        "membersCopied = :members",
-        "cursors = :cursors",
-    ]
-    if ":total" in values:
-        sets.append("itemsTotal = :total")
-    if progress.advanced:
-        # The earlier run's trouble is over once this one makes progress.
-        sets.append("lastError = :none")
-        values[":none"] = s("")
-    db.client.update_item(
-        TableName=db.table,
-        Key=keys.migration_claim(),
-        UpdateExpression="SET " + ", ".join(sets),
-        ConditionExpression="#owner = :me AND version = :current",
-        ExpressionAttributeNames={"#owner": "owner"},
-        ExpressionAttributeValues={
-            **values,
-            ":new": s(new_version),
-            ":now": s(now),
-            ":me": s(run_id),
-            ":current": s(seen),
-        },
-    )
+    """A claim write was rejected for good (the server lacks transactions, access denied, a
+    missing table): record the failed state with its reason, so no poll tries again until
+    the operator's `migration retry`. With no claim row yet one is created, failed (it fixes
+    the workspace id as any first claim does)."""
+    reason = operator_reason(exc)
+    try:
+        if seen is None:
+            row = run.claim.to_row(lease=lease, heartbeat_at=now_iso(wall))
+            row.update(
+                state=s(STATE_FAILED),
+                failures=n(1),
+                failedReason=s(reason),
+                lastError=s(STOPPED_MESSAGE),
+            )
+            db.client.put_item(
+                TableName=db.table, Item=row, ConditionExpression="attribute_not_exists(PK)"
+            )
+            return
+        move_seen(
+            db,
+            seen,
+            "SET #state = :failed, failedReason = :reason, lastError = :message, "
+            "version = :new ADD failures :one",
+            {
+                ":failed": s(STATE_FAILED),
+                ":reason": s(reason),
+                ":message": s(STOPPED_MESSAGE),
+                ":one": n(1),
+            },
+            states=(STATE_RUNNING, STATE_WAITING),
+        )
+    except (ClientError, BotoCoreError) as failure:
+        # Someone else moved the claim meanwhile, or this write is refused too: the log has it.
+        log.error("could not record the failed migration claim: %s", operator_reason(failure))
 
 
 def completion(db: Database, owner: str, version: str, counts: dict[str, Any]) -> dict[str, Any]:
@@ -325,12 +400,15 @@ def completion(db: Database, owner: str, version: str, counts: dict[str, Any]) -
             "TableName": db.table,
             "Key": keys.migration_claim(),
             "UpdateExpression": "SET #state = :complete, phase = :done, "
-            "itemsCopied = :items, settingsCopied = :settings, membersCopied = :members",
+            "itemsCopied = :items, settingsCopied = :settings, membersCopied = :members, "
+            "failures = :zero, lastError = :none REMOVE failedReason",
             "ConditionExpression": "#owner = :me AND version = :version",
             "ExpressionAttributeNames": {"#owner": "owner", "#state": "state"},
             "ExpressionAttributeValues": {
                 ":complete": s(STATE_COMPLETE),
                 ":done": s("complete"),
+                ":zero": n(0),
+                ":none": s(""),
                 **counts,
                 ":me": s(owner),
                 ":version": s(version),
@@ -339,23 +417,23 @@ def completion(db: Database, owner: str, version: str, counts: dict[str, Any]) -
     }
 
 
-def release(db: Database, run: Run, reason: str) -> None:
-    """Hand the claim back after a failed run so the next request may resume at once."""
-    try:
-        db.client.update_item(
-            TableName=db.table,
-            Key=keys.migration_claim(),
-            UpdateExpression="SET #state = :waiting, lastError = :reason, version = :new",
-            ConditionExpression="#owner = :me AND #state = :running",
-            ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
-            ExpressionAttributeValues={
-                ":waiting": s(STATE_WAITING),
-                ":reason": s(reason[:500]),
-                ":new": s(new_id()),
-                ":me": s(run.run_id),
-                ":running": s(STATE_RUNNING),
-            },
-        )
-    except ClientError as exc:
-        # Someone else holds it now, or DynamoDB is unreachable: then the lease lapses.
-        log.info("could not release the migration claim: %s", error_code(exc))
+def move_seen(
+    db: Database, seen: Claim, update: str, values: dict[str, Any], *, states: tuple[str, ...]
+) -> None:
+    """Update the claim only while it is still at the version ``seen`` and in one of
+    ``states`` (``:new`` in ``update`` is a fresh version); raises ConditionalCheckFailed
+    otherwise."""
+    allowed = {f":state{i}": s(state) for i, state in enumerate(states)}
+    db.client.update_item(
+        TableName=db.table,
+        Key=keys.migration_claim(),
+        UpdateExpression=update,
+        ConditionExpression=f"version = :seen AND #state IN ({', '.join(allowed)})",
+        ExpressionAttributeNames={"#state": "state"},
+        ExpressionAttributeValues={
+            **values,
+            **allowed,
+            ":seen": s(seen.version),
+            ":new": s(new_id()),
+        },
+    )

@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from store import keys
-from store.batch import BudgetExceeded, chunk_requests, get_many, is_retryable, retry
+from store.batch import chunk_requests, get_many, is_retryable, retry
 from store.db import (
     Database,
     RawItem,
@@ -25,9 +25,19 @@ from store.db import (
     s,
 )
 
-from .claim import Progress, Run, fence_check, publish, release
-from .errors import LostClaim, MigrationError, RowRejected, failed_at
+from .claim import Progress, Run, fence_check
+from .errors import (
+    TRANSIENT,
+    LostClaim,
+    MigrationError,
+    RowRejected,
+    V1Changed,
+    classify,
+    failed_at,
+    operator_reason,
+)
 from .flag import Flag, write_flag
+from .lease import Release, publish, refused_claim, release
 from .rows import item_copy, member_copy, same_data, setting_copy, workspace_row
 from .v1 import scan_v1_items, v1_partition
 
@@ -103,6 +113,8 @@ class Migration:
         self.lost = threading.Event()
         self.aborted = threading.Event()
         self.stop_beating = threading.Event()
+        # Heartbeat versions sent without a confirmed answer, with when each was sent.
+        self.unconfirmed: dict[str, float] = {}
 
     # The fence: copying continues only while a recent heartbeat proves the claim is ours.
     def check_fence(self) -> None:
@@ -115,8 +127,15 @@ class Migration:
             raise LostClaim("no heartbeat confirmed for half a lease; stopping to be safe")
 
     def heartbeat(self) -> bool:
-        """Move the claim's version and publish progress; False once the claim is not ours."""
+        """Move the claim's version and publish progress; False once the claim is not ours.
+
+        A heartbeat whose answer was lost (a timeout, a closed connection) may still have
+        landed: its version is remembered with the moment it was sent, and when a later
+        heartbeat is refused, the claim the refusal shows is recognised as our own if it
+        carries one of those versions. A lost answer never costs the lease."""
         new_version = new_id()
+        sent_at = self.monotonic()
+        self.unconfirmed[new_version] = sent_at
         try:
             publish(
                 self.db,
@@ -128,19 +147,45 @@ class Migration:
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                self.lost.set()
-                return False
+                return self._recognise(exc)
             log.warning("migration heartbeat failed (%s); will retry", error_code(exc))
             return True
-        self.version = new_version
-        self.confirmed_at = self.monotonic()
+        except BotoCoreError as exc:
+            log.warning("migration heartbeat got no answer (%s); will retry", exc)
+            return True
+        self._confirmed(new_version, self.monotonic())
         return True
+
+    def _recognise(self, exc: ClientError) -> bool:
+        try:
+            found = refused_claim(self.db, exc)
+        except (ClientError, BotoCoreError) as error:
+            log.warning("migration heartbeat refused and the claim unreadable (%s)", error)
+            return True  # the fence stops the copy if this lasts half a lease
+        if found is not None and found.owner == self.run.run_id:
+            sent_at = self.unconfirmed.get(found.version)
+            if sent_at is not None:
+                log.info("migration heartbeat: an answer was lost; the claim is still ours")
+                self._confirmed(found.version, sent_at)
+                return True
+        self.lost.set()
+        return False
+
+    def _confirmed(self, version: str, since: float) -> None:
+        """The claim is ours at ``version``, as of ``since`` (when that write was sent)."""
+        self.version = version
+        self.confirmed_at = max(self.confirmed_at, since)
+        self.unconfirmed.clear()
 
     def _beat_forever(self) -> None:
         interval = min(self.settings.lease / 3, 1.0)
         while not self.stop_beating.wait(interval):
-            if not self.heartbeat():
-                return
+            try:
+                if not self.heartbeat():
+                    return
+            except Exception:
+                # Never die silently: the fence stops the copy if beats keep failing.
+                log.exception("migration heartbeat failed; will retry")
 
     # -- copying --
 
@@ -223,7 +268,8 @@ class Migration:
             ]
         if pending:
             first = pending[0][1]
-            raise MigrationError(
+            # Most often a v1 server edited the rows meanwhile: worth another run later.
+            raise V1Changed(
                 f"{len(pending)} rows did not read back identical after 3 writes "
                 f"(first: {first[keys.SK]['S']})"
             )
@@ -316,7 +362,7 @@ class Migration:
                 if future.exception() is not None:
                     # Stop the other segments at their next page instead of finishing.
                     self.aborted.set()
-        failures = [e for e in (f.exception() for f in futures) if e is not None]
+        failures = [e for f in futures if (e := f.exception()) is not None]
         if failures:
             # The first real cause, not a sibling's "stopped because another part failed".
             causes = [e for e in failures if not isinstance(e, _Aborted)]
@@ -343,19 +389,31 @@ class Migration:
 
 
 def run_migration(db: Database, run: Run, settings: Settings, **options: Any) -> Flag | None:
-    """Execute a held run; on failure release the claim with a reason and return None."""
+    """Execute a held run; on any failure release the claim, classified, and return None.
+
+    One log line per attempt says how it ended and why: a warning for a transient failure
+    (the claim waits out a backoff, kept in the claim across runs), an error for a permanent
+    one (the claim is failed until the operator's ``migration retry``)."""
+    migration = Migration(db, run, settings, **options)
     try:
-        return Migration(db, run, settings, **options).execute()
+        return migration.execute()
     except LostClaim as exc:
         log.warning("migration run %s stopped: %s", run.run_id, exc)
-    except BudgetExceeded as exc:
-        log.warning("migration run %s out of budget: %s", run.run_id, exc)
-        release(db, run, "DynamoDB is busy (throttling); retrying shortly.")
-    except MigrationError as exc:
-        log.error("migration run %s failed: %s", run.run_id, exc)
-        release(db, run, str(exc))
-    except ClientError as exc:
-        log.error("migration run %s failed: %s", run.run_id, error_code(exc))
-        reason = "DynamoDB is busy; retrying shortly." if is_retryable(exc) else error_code(exc)
-        release(db, run, reason)
+    except BaseException as exc:
+        if migration.progress.advanced:
+            run.claim.failures = 0  # this run made progress: its failure is the first
+        kind, reason = classify(exc), operator_reason(exc)
+        level = logging.WARNING if kind == TRANSIENT else logging.ERROR
+        log.log(
+            level,
+            "migration run %s failed (attempt %d, %s, failure %d in a row): %s",
+            run.run_id,
+            run.claim.attempt,
+            kind,
+            run.claim.failures + 1,
+            reason,
+        )
+        release(db, run, Release(kind, reason))
+        if not isinstance(exc, Exception):
+            raise  # the interpreter is stopping (KeyboardInterrupt, SystemExit)
     return None

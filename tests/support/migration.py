@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,9 +59,20 @@ def for_backend(database: Database, settings: Settings) -> Settings:
     return dataclasses.replace(settings, writers=1) if is_moto(database.client) else settings
 
 
+def after_backoff() -> float:
+    """A wall clock past any backoff a failed run set (at most a minute and a fifth)."""
+    return time.time() + 120
+
+
 def migrate(
-    database: Database, user_id: str = "u-test", settings: Settings = FAST, **options: Any
+    database: Database,
+    user_id: str = "u-test",
+    settings: Settings = FAST,
+    *,
+    when: Callable[[], float] = time.time,
+    **options: Any,
 ) -> Flag | None:
+    """Take the claim (as of the wall clock ``when``) and run the migration."""
     settings = for_backend(database, settings)
     run = try_acquire(
         database,
@@ -68,6 +80,7 @@ def migrate(
         ClaimObserver(),
         lease=settings.lease,
         segments=settings.segments,
+        wall=when,
     )
     assert run is not None, "the claim was not free"
     return run_migration(database, run, settings, **options)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from blueprints.migration import runner
 from store import batch, keys
 from store.migration.claim import ClaimObserver, read_claim, try_acquire
 from store.migration.engine import Migration, Settings
@@ -159,6 +160,8 @@ def test_progress_never_goes_down_and_the_user_lands_where_they_were_going(
 
     monkeypatch.setattr(client, "transact_write_items", slow)
     app.config["MIGRATION_LEASE_SECONDS"] = 0.9  # heartbeats every 0.3 s publish progress
+    # Re-read the claim at every poll (not every 2 s), so a quick copy is seen moving.
+    monkeypatch.setattr(runner, "CLAIM_POLL_SECONDS", 0.0)
     web.login(accounts[0].email)
     seen: list[int] = []
     with hooked(client, "provide-client-params.dynamodb.Scan", small_pages):
@@ -248,5 +251,6 @@ def test_while_another_server_holds_the_claim_the_page_shows_its_progress(web, d
     with hooked(database.client, "provide-client-params.dynamodb.GetItem", record):
         progress = web.get("/preparing/progress?next=/").json
     assert progress["done"] is False and progress["items"] == 12
-    assert len(claim_reads) == 1  # the poll and the takeover check share one read
+    # At most one: the poll and the takeover check share the process's cached reading.
+    assert len(claim_reads) <= 1
     assert read_claim(database).owner == run.run_id  # nobody took over a live claim

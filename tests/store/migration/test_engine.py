@@ -19,7 +19,14 @@ from store.migration.flag import Flag, read_flag, write_flag
 from store.migration.rows import same_data
 from tests.support.faults import is_fenced_copy
 from tests.support.helpers import hooked, rows_with, scan_all
-from tests.support.migration import FAST, cancelled, for_backend, migrate, throttled
+from tests.support.migration import (
+    FAST,
+    after_backoff,
+    cancelled,
+    for_backend,
+    migrate,
+    throttled,
+)
 
 
 def v1_rows(database: Database) -> dict[str, list[dict[str, Any]]]:
@@ -207,7 +214,8 @@ def test_permanent_throttling_stops_within_budget_without_a_flag_and_a_later_run
     assert "retrying" in claim.last_error
     first_workspace = claim.workspace_id
 
-    flag = migrate(database, settings=settings)
+    assert not claim.due()  # backed off across runs: the next run waits its turn
+    flag = migrate(database, settings=settings, when=after_backoff)
 
     assert flag is not None and flag.workspace_id == first_workspace
     assert_exact_copy(database, flag)
@@ -295,8 +303,8 @@ def test_a_row_that_never_lands_means_no_flag_and_a_recorded_reason(
     assert read_flag(database) is None
     claim = read_claim(database)
     assert claim.state == STATE_WAITING
-    assert "did not read back identical" in claim.last_error
-    assert migrate(database) is not None  # repaired once the fault is gone
+    assert "did not read back identical" in claim.failed_reason
+    assert migrate(database, when=after_backoff) is not None  # repaired once the fault is gone
 
 
 def test_an_item_too_large_for_its_v2_keys_fails_clearly_naming_it(database, seed):
@@ -328,7 +336,7 @@ def test_an_item_too_large_for_its_v2_keys_fails_clearly_naming_it(database, see
 
     assert read_flag(database) is None
     claim = read_claim(database)
-    assert "ITEM#huge" in claim.last_error
+    assert "ITEM#huge" in claim.failed_reason
 
 
 def test_a_crashed_holder_is_taken_over_after_a_lease_into_the_same_workspace(database, seed):
