@@ -45,6 +45,8 @@ class Claim:
     cursors: dict[str, Any]
     total_segments: int
     attempt: int
+    # Rows kept back so far, per count name ("items", "settings", "members").
+    kept_by_kind: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: RawItem) -> Claim:
@@ -64,6 +66,11 @@ class Claim:
             cursors=row.get("cursors", {}).get("M", {}),
             total_segments=number(row, "totalSegments", 1),
             attempt=number(row, "attempt", 1),
+            kept_by_kind={
+                name: number(counts, name)
+                for counts in [row.get("keptBackByKind", {}).get("M", {})]
+                for name in counts
+            },
         )
 
     def to_row(self, *, lease: float, heartbeat_at: str) -> RawItem:
@@ -126,6 +133,8 @@ class Progress:
     members: int = 0
     items_total: int | None = None
     cursors: dict[str, Any] = field(default_factory=dict)
+    # Rows kept back (not copied), per count name; ``items`` etc. above count copies only.
+    kept: dict[str, int] = field(default_factory=dict)
     advanced: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -137,15 +146,20 @@ class Progress:
                 ":settings": n(self.settings),
                 ":members": n(self.members),
                 ":cursors": {"M": dict(self.cursors)},
+                ":kept": {"M": {name: n(count) for name, count in self.kept.items()}},
+                ":keptTotal": n(sum(self.kept.values())),
             }
             if self.items_total is not None:
                 values[":total"] = n(self.items_total)
             return values
 
-    def page_done(self, segment: int, count: int, next_key: dict[str, Any] | None) -> None:
-        # Count and cursor move together, so a resumed run never counts a page twice.
+    def page_done(
+        self, segment: int, count: int, next_key: dict[str, Any] | None, kept: int = 0
+    ) -> None:
+        # Counts and cursor move together, so a resumed run never counts a page twice.
         with self.lock:
             self.items += count
+            self.kept["items"] = self.kept.get("items", 0) + kept
             self.advanced = True
             self.cursors[str(segment)] = {"M": next_key} if next_key else s("done")
 
@@ -294,6 +308,8 @@ def publish(
         "settingsCopied = :settings",
         "membersCopied = :members",
         "cursors = :cursors",
+        "keptBackByKind = :kept",
+        "keptBack = :keptTotal",
     ]
     if ":total" in values:
         sets.append("itemsTotal = :total")
