@@ -86,7 +86,8 @@ def _show_kept(db: Database) -> int:
         return 0
     click.echo(f"kept back: {total} v1 rows v2 cannot store as they are (they stay in v1)")
     for row in kept:
-        click.echo(f"  {row.kind} {_key(row.v1_pk, row.v1_sk)}: {_printable(row.reason)}")
+        cut = f" (cut short; the whole key is {row.key_bytes} bytes)" if row.shortened else ""
+        click.echo(f"  {row.kind} {_key(row.v1_pk, row.v1_sk)}{cut}: {_printable(row.reason)}")
     if total > len(kept):
         click.echo(f"  ... and {total - len(kept)} more")
     return total

@@ -17,6 +17,7 @@ from store import accounts, workspaces
 from store.db import get_db
 from store.migration.claim import STATE_WAITING, Claim, read_claim
 from store.migration.flag import finish_without_data, read_flag
+from store.migration.kept import read_kept
 from store.migration.v1 import has_v1_data
 from web import sessions
 from web.security import safe_next
@@ -25,6 +26,8 @@ from . import runner
 
 bp = Blueprint("migration", __name__)
 REFRESH_SECONDS = 2
+# Kept-back rows listed on the audit page; the rest are counted (`migration status` lists too).
+SHOWN_KEPT = 50
 
 
 @bp.before_app_request
@@ -120,9 +123,12 @@ def audit():
             403, description="Only owners of the migrated workspace can see the migration record."
         )
     by = accounts.get_account(db, flag.migrated_by)
+    kept, kept_total = read_kept(db, limit=SHOWN_KEPT) if flag.kept_back else ([], 0)
     return render_template(
         "migration/audit.html",
         flag=flag,
         migrated_by=by,
         workspace=workspaces.get_workspace(db, flag.workspace_id),
+        kept=kept,
+        kept_total=kept_total,
     )

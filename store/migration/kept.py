@@ -31,6 +31,11 @@ class Kept:
     reason: str
     kept_at: str
 
+    @property
+    def shortened(self) -> bool:
+        """Whether the key shown is cut short (the whole key is ``key_bytes`` long)."""
+        return self.key_bytes > len(self.v1_pk.encode()) + len(self.v1_sk.encode())
+
     @classmethod
     def from_row(cls, row: RawItem) -> Kept:
         return cls(
