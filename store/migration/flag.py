@@ -77,7 +77,7 @@ class Flag:
         )
 
     def to_row(self) -> RawItem:
-        row = {
+        row: RawItem = {
             **keys.migration_flag(),
             "migratedBy": s(self.migrated_by),
             "migratedAt": s(self.migrated_at),
