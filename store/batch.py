@@ -118,13 +118,15 @@ def chunk_requests(
     *,
     max_count: int = MAX_BATCH_WRITE,
     max_bytes: int = MAX_BATCH_BYTES,
+    key: Callable[[dict[str, Any]], tuple[str, str]] = _request_key,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Group write requests into BatchWriteItem calls: ≤25 requests, ≤16 MB, no key twice."""
+    """Group write requests into BatchWriteItem calls: ≤25 requests, ≤16 MB, no key twice.
+    ``key`` names the row a request writes (another one for transaction actions)."""
     chunk: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     size = 0
     for request in requests:
-        request_key = _request_key(request)
+        request_key = key(request)
         request_size = _request_size(request)
         if chunk and (
             len(chunk) >= max_count or request_key in seen or size + request_size > max_bytes

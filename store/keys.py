@@ -11,6 +11,8 @@ No other module builds a key; see docs/data-model.md for the entity and access-p
 
 from __future__ import annotations
 
+import hashlib
+
 PK = "PK"
 SK = "SK"
 GSI1PK = "GSI1PK"
@@ -55,6 +57,7 @@ MIGRATION_PK = "MIGRATION"
 MIGRATION_FLAG_SK = "V2_COMPLETE"
 MIGRATION_CLAIM_SK = "CLAIM"
 MIGRATION_FENCE_PREFIX = "FENCE#"
+MIGRATION_KEPT_PREFIX = "KEPT#"
 
 Key = dict[str, dict[str, str]]
 
@@ -141,6 +144,13 @@ def migration_fence(writer: int) -> Key:
     """The row one migration writer's copies are conditioned on (one per writer, so no two
     concurrent transactions include the same item)."""
     return key(MIGRATION_PK, f"{MIGRATION_FENCE_PREFIX}{writer}")
+
+
+def migration_kept(kind: str, v1_pk: str, v1_sk: str) -> Key:
+    """The record of one v1 row kept back from the copy. Keyed by a hash, since the v1 key
+    itself may be the one too long for v2."""
+    digest = hashlib.sha256(f"{kind}|{v1_pk}|{v1_sk}".encode()).hexdigest()
+    return key(MIGRATION_PK, MIGRATION_KEPT_PREFIX + digest)
 
 
 def suffix(value: str, prefix: str) -> str:

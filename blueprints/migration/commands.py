@@ -1,7 +1,7 @@
 """``flask --app app migration status | verify | cleanup``: the operator's view of the move.
 
-Exit codes scripts can use: 0 all good, 1 differences found or rows kept, 2 refused (for
-example: nothing has been migrated yet).
+Exit codes scripts can use: 0 all good, 1 differences found or rows kept (``status``: rows
+kept back from the copy), 2 refused (for example: nothing has been migrated yet).
 """
 
 from __future__ import annotations
@@ -12,15 +12,26 @@ from collections import Counter
 import click
 from flask.cli import AppGroup
 
-from store.db import get_db
+from store.db import Database, get_db
 from store.migration import check
 from store.migration.claim import STATE_FAILED, STATE_WAITING, Claim, read_claim
 from store.migration.flag import read_flag
+from store.migration.kept import read_kept
 from store.migration.lease import reset_for_retry
 from store.migration.v1 import count_v1
 
 migration_cli = AppGroup("migration", help="Inspect, verify and clean up the v1 → v2 move.")
 SHOWN_PER_VERDICT = 50
+SHOWN_KEPT = 50
+
+
+def _printable(value: str) -> str:
+    """A key as an operator's terminal can show it: control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+
+
+def _key(pk: str, sk: str) -> str:
+    return f"{_printable(pk)} / {_printable(sk)}"
 
 
 def _workspace_and_time() -> tuple[str | None, str | None, bool]:
@@ -44,7 +55,7 @@ def status() -> None:
         click.echo(
             f"flag: written {flag.migrated_at} by user {flag.migrated_by}, took "
             f"{flag.duration_ms} ms; items={flag.items} settings={flag.settings} "
-            f"members={flag.members}"
+            f"members={flag.members} kept back={flag.kept_back}"
         )
     if claim is None:
         click.echo("claim: none")
@@ -65,6 +76,23 @@ def status() -> None:
             f"v2 rows in {workspace_id}: items={v2['items']} settings={v2['settings']} "
             f"members={v2['members']}"
         )
+    if _show_kept(db):
+        sys.exit(1)
+
+
+def _show_kept(db: Database) -> int:
+    """List the rows kept back from the copy (the first SHOWN_KEPT); return how many."""
+    kept, total = read_kept(db, limit=SHOWN_KEPT)
+    if not total:
+        click.echo("kept back: none")
+        return 0
+    click.echo(f"kept back: {total} v1 rows v2 cannot store as they are (they stay in v1)")
+    for row in kept:
+        cut = f" (cut short; the whole key is {row.key_bytes} bytes)" if row.shortened else ""
+        click.echo(f"  {row.kind} {_key(row.v1_pk, row.v1_sk)}{cut}: {_printable(row.reason)}")
+    if total > len(kept):
+        click.echo(f"  ... and {total - len(kept)} more")
+    return total
 
 
 def _failure_lines(claim: Claim) -> None:
@@ -108,7 +136,8 @@ def verify() -> None:
     for row in check.compare(get_db(), workspace_id, migrated_at):
         verdicts[row.verdict] += 1
         if row.verdict != check.IDENTICAL and verdicts[row.verdict] <= SHOWN_PER_VERDICT:
-            click.echo(f"{row.verdict}: {row.kind} {row.v1_key[0]} / {row.v1_key[1]}")
+            reason = f" ({_printable(row.reason)})" if row.reason else ""
+            click.echo(f"{row.verdict}: {row.kind} {_key(*row.v1_key)}{reason}")
     click.echo(
         "summary: " + ", ".join(f"{verdicts[v]} {v}" for v in sorted(verdicts)) or "no v1 rows"
     )
@@ -132,7 +161,7 @@ def cleanup(dry_run: bool) -> None:
         return
     outcomes: Counter[str] = Counter()
     for row in check.compare(db, flag.workspace_id, flag.migrated_at):
-        label = f"{row.kind} {row.v1_key[0]} / {row.v1_key[1]}"
+        label = f"{row.kind} {_key(*row.v1_key)}"
         if row.verdict != check.IDENTICAL:
             outcomes[f"kept: {row.verdict}"] += 1
             click.echo(f"keep   {label} ({row.verdict})")

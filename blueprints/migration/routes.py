@@ -18,6 +18,7 @@ from store import accounts, workspaces
 from store.db import get_db
 from store.migration.claim import STATE_FAILED, STATE_WAITING, Claim
 from store.migration.flag import finish_without_data, read_flag
+from store.migration.kept import read_kept
 from store.migration.v1 import has_v1_data
 from web import sessions
 from web.security import safe_next
@@ -28,6 +29,8 @@ bp = Blueprint("migration", __name__)
 REFRESH_SECONDS = 2
 # The failed page reloads slowly, so people land once the operator has fixed the cause.
 FAILED_REFRESH_SECONDS = 30
+# Kept-back rows listed on the audit page; the rest are counted (`migration status` lists too).
+SHOWN_KEPT = 50
 
 
 @bp.before_app_request
@@ -153,9 +156,12 @@ def audit():
             403, description="Only owners of the migrated workspace can see the migration record."
         )
     by = accounts.get_account(db, flag.migrated_by)
+    kept, kept_total = read_kept(db, limit=SHOWN_KEPT) if flag.kept_back else ([], 0)
     return render_template(
         "migration/audit.html",
         flag=flag,
         migrated_by=by,
         workspace=workspaces.get_workspace(db, flag.workspace_id),
+        kept=kept,
+        kept_total=kept_total,
     )

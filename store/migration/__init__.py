@@ -32,7 +32,9 @@ budget per batch lets the SDK's and our own retries work before the page says "r
 
 The modules, each owning one part (callers import from the module that owns a name):
 
-* ``rows``: how a v1 row becomes its v2 copy, and when a copy counts as identical.
+* ``rows``: how a v1 row becomes its v2 copy, whether v2 can store it, and when a copy counts
+  as identical.
+* ``kept``: the records of rows kept back because v2 cannot store them as they are.
 * ``v1``: reading the v1 rows (Scan for items, Query for settings and members).
 * ``claim``: the claim row, its lease and heartbeat, the writers' fences, taking over.
 * ``flag``: the flag row, written once and last.

@@ -12,11 +12,23 @@ from store import keys
 from store.batch import get_many
 from store.db import Database, RawItem, error_code, s, text
 
-from .rows import item_copy, member_copy, same_data, setting_copy
+from .kept import kept_by_id, record_id
+from .rows import (
+    ITEM,
+    MEMBER,
+    SETTING,
+    item_copy,
+    member_copy,
+    same_data,
+    setting_copy,
+    storable_problem,
+)
 from .v1 import scan_v1_items, v1_partition
 
 IDENTICAL = "identical"
 MISSING = "missing in v2"
+# Not copied because v2 cannot store it as it is; it stays in v1 (and cleanup keeps it).
+KEPT_BACK = "kept back"
 DIFFERENT = "different"
 V1_CHANGED = "v1 changed after the migration"
 # DynamoDB's limit for one expression string; a longer equality check cannot be sent.
@@ -30,46 +42,65 @@ class Row:
     v2_key: tuple[str, str]
     verdict: str
     v1: RawItem = field(repr=False, compare=False)
+    # Why the row was kept back (only for KEPT_BACK).
+    reason: str = ""
 
 
 def _pairs(
     db: Database, workspace_id: str, workspace_name: str
 ) -> Iterator[list[tuple[str, RawItem, RawItem]]]:
     yield [
-        ("setting", r, setting_copy(workspace_id, r)) for r in v1_partition(db, keys.V1_SETTINGS_PK)
+        (SETTING, r, setting_copy(workspace_id, r)) for r in v1_partition(db, keys.V1_SETTINGS_PK)
     ]
     yield [
-        ("member", r, member_copy(workspace_id, workspace_name, r))
+        (MEMBER, r, member_copy(workspace_id, workspace_name, r))
         for r in v1_partition(db, keys.V1_MEMBERS_PK)
     ]
     for rows, _ in scan_v1_items(db, page_limit=100):
-        yield [("item", r, item_copy(workspace_id, r)) for r in rows]
+        yield [(ITEM, r, item_copy(workspace_id, r)) for r in rows]
 
 
 def compare(db: Database, workspace_id: str, migrated_at: str | None) -> Iterator[Row]:
-    """Every v1 row with its verdict, page by page (memory does not grow with the table)."""
+    """Every v1 row with its verdict, page by page (memory grows only with the kept-back
+    rows, which are the exceptions)."""
     workspace = db.get(keys.workspace(workspace_id), consistent=True)
     name = text(workspace, "name")
+    kept = kept_by_id(db)
     for batch in _pairs(db, workspace_id, name):
-        if not batch:
-            continue
-        found = get_many(db, [{keys.PK: c[keys.PK], keys.SK: c[keys.SK]} for _, _, c in batch])
-        for (kind, v1_row, copy), v2_row in zip(batch, found, strict=True):
+        # A copy v2 cannot store is not asked for: its key may be one DynamoDB refuses.
+        asked = [p for p in batch if record_id(p[0], p[1]) not in kept and _storable(p)]
+        found = get_many(db, [{keys.PK: c[keys.PK], keys.SK: c[keys.SK]} for _, _, c in asked])
+        copies = {id(p[2]): row for p, row in zip(asked, found, strict=True)}
+        for kind, v1_row, copy in batch:
+            record = kept.get(record_id(kind, v1_row))
+            v2_row = copies.get(id(copy))
+            if record is not None:
+                yield _row(kind, v1_row, copy, KEPT_BACK, record.reason)
+                continue
             if v2_row is None:
                 verdict = MISSING
-            elif same_data(v1_row, v2_row):
+            elif same_data(v1_row, v2_row, kind):
                 verdict = IDENTICAL
             elif migrated_at and text(v1_row, "updatedAt") > migrated_at:
                 verdict = V1_CHANGED
             else:
                 verdict = DIFFERENT
-            yield Row(
-                kind=kind,
-                v1_key=(v1_row[keys.PK]["S"], v1_row[keys.SK]["S"]),
-                v2_key=(copy[keys.PK]["S"], copy[keys.SK]["S"]),
-                verdict=verdict,
-                v1=v1_row,
-            )
+            yield _row(kind, v1_row, copy, verdict)
+
+
+def _storable(pair: tuple[str, RawItem, RawItem]) -> bool:
+    return storable_problem(*pair) is None
+
+
+def _row(kind: str, v1_row: RawItem, copy: RawItem, verdict: str, reason: str = "") -> Row:
+    return Row(
+        kind=kind,
+        v1_key=(v1_row[keys.PK]["S"], v1_row[keys.SK]["S"]),
+        v2_key=(copy[keys.PK]["S"], copy[keys.SK]["S"]),
+        verdict=verdict,
+        v1=v1_row,
+        reason=reason,
+    )
 
 
 def _equality_condition(row: RawItem) -> tuple[str, dict[str, str], dict[str, Any]] | None:

@@ -71,6 +71,8 @@ class Claim:
     failures: int = 0
     next_attempt_at: str = ""
     failed_reason: str = ""
+    # Rows kept back so far, per count name ("items", "settings", "members").
+    kept_by_kind: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: RawItem) -> Claim:
@@ -93,6 +95,11 @@ class Claim:
             failures=number(row, "failures"),
             next_attempt_at=text(row, "nextAttemptAt"),
             failed_reason=text(row, "failedReason"),
+            kept_by_kind={
+                name: number(counts, name)
+                for counts in [row.get("keptBackByKind", {}).get("M", {})]
+                for name in counts
+            },
         )
 
     def due(self, wall: Callable[[], float] = time.time) -> bool:
@@ -161,6 +168,8 @@ class Progress:
     members: int = 0
     items_total: int | None = None
     cursors: dict[str, Any] = field(default_factory=dict)
+    # Rows kept back (not copied), per count name; ``items`` etc. above count copies only.
+    kept: dict[str, int] = field(default_factory=dict)
     advanced: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -172,15 +181,20 @@ class Progress:
                 ":settings": n(self.settings),
                 ":members": n(self.members),
                 ":cursors": {"M": dict(self.cursors)},
+                ":kept": {"M": {name: n(count) for name, count in self.kept.items()}},
+                ":keptTotal": n(sum(self.kept.values())),
             }
             if self.items_total is not None:
                 values[":total"] = n(self.items_total)
             return values
 
-    def page_done(self, segment: int, count: int, next_key: dict[str, Any] | None) -> None:
-        # Count and cursor move together, so a resumed run never counts a page twice.
+    def page_done(
+        self, segment: int, count: int, next_key: dict[str, Any] | None, kept: int = 0
+    ) -> None:
+        # Counts and cursor move together, so a resumed run never counts a page twice.
         with self.lock:
             self.items += count
+            self.kept["items"] = self.kept.get("items", 0) + kept
             self.advanced = True
             self.cursors[str(segment)] = {"M": next_key} if next_key else s("done")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -37,9 +38,22 @@ from .errors import (
     operator_reason,
 )
 from .flag import Flag, write_flag
+from .kept import record_action
 from .lease import Release, publish, refused_claim, release
-from .rows import item_copy, member_copy, same_data, setting_copy, workspace_row
-from .v1 import scan_v1_items, v1_partition
+from .rows import (
+    COUNT_NAMES,
+    ITEM,
+    MEMBER,
+    SETTING,
+    WORKSPACE,
+    item_copy,
+    member_copy,
+    same_data,
+    setting_copy,
+    storable_problem,
+    workspace_row,
+)
+from .v1 import count_v1, scan_v1_items, v1_partition
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +69,34 @@ RETRYABLE_CANCELLATIONS = frozenset(
 )
 # A fenced copy's transaction: the writer's fence check first, then the rows.
 FENCE_CHECK = 0
+
+# One v1 row on its way: its kind, the v1 row, and its v2 copy.
+Pair = tuple[str, RawItem, RawItem]
+# A v2 key as a pair of strings; rows refused by DynamoDB are named by it.
+RowKey = tuple[str, str]
+
+
+def _action_key(action: dict[str, Any]) -> RowKey:
+    body = action.get("Put", {}).get("Item") or action["Update"]["Key"]
+    return body[keys.PK]["S"], body[keys.SK]["S"]
+
+
+def _is_validation(exc: ClientError) -> bool:
+    return error_code(exc) == "ValidationException" or "ValidationError" in cancellation_reasons(
+        exc
+    )
+
+
+def _key(row: RawItem) -> RowKey:
+    return row[keys.PK]["S"], row[keys.SK]["S"]
+
+
+def _message(exc: ClientError) -> str:
+    """DynamoDB's own words: the cancellation reason's message when there is one."""
+    for reason in exc.response.get("CancellationReasons", []):
+        if reason.get("Code") == "ValidationError" and reason.get("Message"):
+            return str(reason["Message"])
+    return str(exc.response.get("Error", {}).get("Message", error_code(exc)))
 
 
 class _Aborted(MigrationError):
@@ -106,7 +148,11 @@ class Migration:
         claim = run.claim
         self.workspace_id = claim.workspace_id
         self.progress = Progress(
-            items=claim.items_copied, cursors=dict(claim.cursors), items_total=claim.items_total
+            items=claim.items_copied,
+            cursors=dict(claim.cursors),
+            items_total=claim.items_total,
+            # Items kept back on pages an earlier run finished (the team phase recounts).
+            kept={"items": claim.kept_by_kind.get("items", 0)},
         )
         self.version = claim.version
         self.confirmed_at = monotonic()
@@ -189,109 +235,161 @@ class Migration:
 
     # -- copying --
 
-    def _write(self, rows: list[RawItem], writer: int) -> None:
+    def _write(
+        self, rows: list[RawItem], records: list[dict[str, Any]], writer: int
+    ) -> dict[RowKey, str]:
+        """Put copies and records of kept-back rows in fenced transactions; return the
+        copies DynamoDB refused on their own, by key, with its message."""
         deadline = self.monotonic() + self.settings.budget
-        requests = ({"PutRequest": {"Item": row}} for row in rows)
+        actions = [*records, *({"Put": {"TableName": self.db.table, "Item": r}} for r in rows)]
+        rejected: dict[RowKey, str] = {}
+        # <= 99 actions per transaction: the writer's fence check is the 100th.
         for chunk in chunk_requests(
-            requests, max_count=MAX_TRANSACTION_ITEMS - 1, max_bytes=TRANSACTION_BYTES
+            actions,
+            max_count=MAX_TRANSACTION_ITEMS - 1,
+            max_bytes=TRANSACTION_BYTES,
+            key=_action_key,
         ):
             self.check_fence()
-            self._write_fenced([r["PutRequest"]["Item"] for r in chunk], writer, deadline)
+            rejected.update(self._write_fenced(chunk, writer, deadline))
+        return rejected
 
-    def _write_fenced(self, rows: list[RawItem], writer: int, deadline: float) -> None:
-        """Put rows in one transaction that holds only while this writer's fence is ours.
+    def _write_fenced(
+        self, chunk: list[dict[str, Any]], writer: int, deadline: float
+    ) -> dict[RowKey, str]:
+        """Run actions in one transaction that holds only while this writer's fence is ours.
 
         DynamoDB itself rejects the write once another run has taken over, however late it
         arrives (a paused process, a request re-sent by the SDK, a slow network): no check
-        made in this process before sending could promise that."""
-        actions = [
-            fence_check(self.db, writer, self.run.run_id),
-            *({"Put": {"TableName": self.db.table, "Item": row}} for row in rows),
-        ]
+        made in this process before sending could promise that. A transaction refused as
+        invalid is narrowed down to the rows DynamoDB will not take, which are returned."""
+        actions = [fence_check(self.db, writer, self.run.run_id), *chunk]
 
-        def send() -> None:
+        def send() -> dict[RowKey, str]:
             try:
                 self.db.client.transact_write_items(TransactItems=actions)
             except ClientError as exc:
-                reasons = cancellation_reasons(exc)
-                if failed_at(reasons, FENCE_CHECK):
+                if failed_at(cancellation_reasons(exc), FENCE_CHECK):
                     self.lost.set()
                     raise LostClaim("another run took over: this writer's fence moved") from exc
-                if error_code(exc) == "ValidationException" or "ValidationError" in reasons:
-                    self._find_rejected_row(rows, writer)
+                if _is_validation(exc) and len(chunk) > 1:
+                    return self._find_rejected_rows(chunk, writer, deadline, exc)
+                if _is_validation(exc):
+                    return self._rejected_alone(chunk[0], exc)
                 raise
+            return {}
 
-        retry(
+        return retry(
             send,
             transient=_transient_copy_error,
             deadline=deadline,
             monotonic=self.monotonic,
             before_retry=self.check_fence,
-            what=f"{len(rows)} copies",
+            what=f"{len(chunk)} copies",
         )
 
-    def _find_rejected_row(self, rows: list[RawItem], writer: int) -> None:
-        """A copy refused as invalid: find the row DynamoDB will not take, and name it."""
-        for row in rows:
-            try:
-                self.db.client.transact_write_items(
-                    TransactItems=[
-                        fence_check(self.db, writer, self.run.run_id),
-                        {"Put": {"TableName": self.db.table, "Item": row}},
-                    ]
-                )
-            except ClientError as exc:
-                reasons = cancellation_reasons(exc)
-                if error_code(exc) != "ValidationException" and "ValidationError" not in reasons:
-                    raise
-                message = exc.response.get("Error", {}).get("Message", "")
-                raise RowRejected(
-                    f"DynamoDB refused {row[keys.PK]['S']} / {row[keys.SK]['S']}: {message}"
-                ) from exc
+    def _find_rejected_rows(
+        self, chunk: list[dict[str, Any]], writer: int, deadline: float, cause: ClientError
+    ) -> dict[RowKey, str]:
+        """A transaction refused as invalid: send each action alone to find the rows
+        DynamoDB will not take (the others land). None alone refused: the page is."""
+        rejected: dict[RowKey, str] = {}
+        for action in chunk:
+            rejected.update(self._write_fenced([action], writer, deadline))
+        if not rejected:
+            raise RowRejected(
+                f"DynamoDB refused a page of copies, but no single row: {_message(cause)}"
+            ) from cause
+        return rejected
 
-    def _copy_verified(self, pairs: list[tuple[RawItem, RawItem]], writer: int) -> None:
-        """Write v2 copies, read them back, and rewrite any that did not land identical."""
-        pending = pairs
+    def _rejected_alone(self, action: dict[str, Any], exc: ClientError) -> dict[RowKey, str]:
+        """A copy refused on its own is kept back; anything else refused is a real failure."""
+        row = action.get("Put", {}).get("Item")
+        if row is None or not row[keys.SK]["S"].startswith(
+            (keys.ITEM_PREFIX, keys.SETTING_PREFIX, keys.MEMBER_PREFIX)
+        ):
+            raise RowRejected(f"DynamoDB refused {_action_key(action)}: {_message(exc)}") from exc
+        log.warning("DynamoDB refused the copy %s: %s", _action_key(action), _message(exc))
+        return {_action_key(action): "DynamoDB refused the copy: " + _message(exc)}
+
+    def _copy_verified(self, pairs: list[Pair], writer: int) -> Counter[str]:
+        """Write the v2 copies (and a record of each row kept back), read them back, and
+        rewrite any that did not land identical; return how many were kept back, per count
+        name. Rows v2 cannot store are found before writing, and any other row DynamoDB
+        refuses on its own is kept back too: no single row stops the copy."""
+        kept: list[tuple[str, RawItem, str]] = []
+        pending: list[Pair] = []
+        for kind, v1, copy in pairs:
+            problem = None if kind == WORKSPACE else storable_problem(kind, v1, copy)
+            if problem:
+                kept.append((kind, v1, problem))
+            else:
+                pending.append((kind, v1, copy))
+        records = self._records(kept)
         for _ in range(3):
+            if not pending and not records:
+                break
+            rejected = self._write([copy for *_, copy in pending], records, writer)
+            records = []
+            if rejected:
+                refused = [p for p in pending if _key(p[2]) in rejected]
+                pending = [p for p in pending if _key(p[2]) not in rejected]
+                newly = [(kind, v1, rejected[_key(copy)]) for kind, v1, copy in refused]
+                kept += newly
+                # The records of rows refused now: they never fail, so nothing comes back.
+                if self._write([], self._records(newly), writer):
+                    raise RowRejected("DynamoDB refused the record of a kept-back row")
             if not pending:
-                return
-            self._write([copy for _, copy in pending], writer)
+                break
             landed = get_many(
                 self.db,
-                [{keys.PK: c[keys.PK], keys.SK: c[keys.SK]} for _, c in pending],
+                [{keys.PK: c[keys.PK], keys.SK: c[keys.SK]} for *_, c in pending],
                 budget_seconds=self.settings.budget,
             )
             pending = [
-                (v1, copy)
-                for (v1, copy), found in zip(pending, landed, strict=True)
-                if not same_data(v1, found)
+                (kind, v1, copy)
+                for (kind, v1, copy), found in zip(pending, landed, strict=True)
+                if not same_data(v1, found, kind)
             ]
         if pending:
-            first = pending[0][1]
+            first = pending[0][2]
             # Most often a v1 server edited the rows meanwhile: worth another run later.
             raise V1Changed(
                 f"{len(pending)} rows did not read back identical after 3 writes "
                 f"(first: {first[keys.SK]['S']})"
             )
+        return Counter(COUNT_NAMES[kind] for kind, _, _ in kept)
+
+    def _records(self, kept: list[tuple[str, RawItem, str]]) -> list[dict[str, Any]]:
+        now = now_iso(self.wall)
+        return [record_action(self.db.table, kind, v1, reason, now) for kind, v1, reason in kept]
 
     def _copy_team(self, members: list[RawItem], settings: list[RawItem]) -> None:
         """The workspace row, settings and members: one small write, beside the items."""
         claim = self.run.claim
+        name = workspace_row(self.workspace_id, members, settings, created_at="", created_by="")[
+            "name"
+        ]["S"]
+        member_pairs = [(MEMBER, r, member_copy(self.workspace_id, name, r)) for r in members]
+        # The workspace counts the owners that will have a member row, not those kept back.
+        storable = [v1 for kind, v1, copy in member_pairs if not storable_problem(kind, v1, copy)]
         workspace = workspace_row(
             self.workspace_id,
-            members,
+            storable,
             settings,
             created_at=claim.started_at,
             created_by=claim.started_by,
         )
-        name = workspace["name"]["S"]
-        pairs = [(workspace, workspace)]
-        pairs += [(r, setting_copy(self.workspace_id, r)) for r in settings]
-        pairs += [(r, member_copy(self.workspace_id, name, r)) for r in members]
+        pairs: list[Pair] = [(WORKSPACE, workspace, workspace)]
+        pairs += [(SETTING, r, setting_copy(self.workspace_id, r)) for r in settings]
+        pairs += member_pairs
         # The last fence is this phase's own, so it never shares one with a segment writer.
-        self._copy_verified(pairs, writer=claim.total_segments)
+        kept = self._copy_verified(pairs, writer=claim.total_segments)
         with self.progress.lock:
-            self.progress.settings, self.progress.members = len(settings), len(members)
+            self.progress.settings = len(settings) - kept["settings"]
+            self.progress.members = len(members) - kept["members"]
+            self.progress.kept["settings"] = kept["settings"]
+            self.progress.kept["members"] = kept["members"]
 
     def _copy_segment(self, segment: int) -> None:
         cursor = self.progress.cursors.get(str(segment))
@@ -305,9 +403,9 @@ class Migration:
             start_key=start_key,
         ):
             self.check_fence()
-            copies = [(row, item_copy(self.workspace_id, row)) for row in rows]
-            self._copy_verified(copies, writer=segment)
-            self.progress.page_done(segment, len(rows), next_key)
+            pairs = [(ITEM, row, item_copy(self.workspace_id, row)) for row in rows]
+            kept = self._copy_verified(pairs, writer=segment)["items"]
+            self.progress.page_done(segment, len(rows) - kept, next_key, kept=kept)
             if self.on_page:
                 self.on_page(segment)
 
@@ -368,8 +466,40 @@ class Migration:
             causes = [e for e in failures if not isinstance(e, _Aborted)]
             raise (causes or failures)[0]
 
+    def _check_counts(self) -> dict[str, int]:
+        """Copied + kept back must equal an independent count of the v1 rows, per kind;
+        return the kept-back counts. When they differ, v1 changed during the copy: reset
+        the claim's cursors and counts, so the next run copies again from the start."""
+        v1 = count_v1(self.db, max(1, self.run.claim.total_segments))
+        with self.progress.lock:
+            copied = {
+                "items": self.progress.items,
+                "settings": self.progress.settings,
+                "members": self.progress.members,
+            }
+            kept = {name: self.progress.kept.get(name, 0) for name in copied}
+        differ = {name for name in copied if copied[name] + kept[name] != v1[name]}
+        if not differ:
+            return kept
+        log.warning(
+            "migration run %s: v1 %s changed during the copy (v1 %s, copied %s, kept back %s)",
+            self.run.run_id,
+            ", ".join(sorted(differ)),
+            v1,
+            copied,
+            kept,
+        )
+        with self.progress.lock:
+            self.progress.cursors.clear()
+            self.progress.kept.clear()
+            self.progress.items = self.progress.settings = self.progress.members = 0
+        if not self.heartbeat():
+            raise LostClaim("another run took over the migration")
+        raise V1Changed("v1 rows changed during the copy; copying again")
+
     def _write_flag(self) -> Flag:
         """The flag and the claim's completion in one transaction, fenced by the claim."""
+        kept = self._check_counts()
         claim = self.run.claim
         started = parse_iso(claim.started_at)
         flag = Flag(
@@ -381,6 +511,8 @@ class Migration:
             members=self.progress.members,
             duration_ms=int((self.wall() - started.timestamp()) * 1000),
             run_id=self.run.run_id,
+            kept_back=sum(kept.values()),
+            kept_by_kind=kept,
         )
         if write_flag(self.db, flag, fence=(self.run.run_id, self.version), progress=self.progress):
             return flag

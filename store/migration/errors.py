@@ -71,11 +71,14 @@ class LostClaim(MigrationError):
 
 
 class RowRejected(MigrationError):
-    """DynamoDB refused one v1 row for good (for example: too large with its v2 keys)."""
+    """DynamoDB refused a page of copies as invalid, and no single row explains it (a row it
+    refuses on its own is kept back instead, and the copy goes on)."""
 
 
 class V1Changed(MigrationError):
-    """The v1 rows changed while they were copied (the counts disagree): copy again."""
+    """The v1 rows counted before the flag differ from those copied and kept back: v1 changed
+    during the copy. The claim's cursors and counts are reset, so the next run copies again
+    from the start (every write is idempotent); a transient failure."""
 
 
 def failed_at(reasons: list[str | None], position: int) -> bool:

@@ -7,7 +7,7 @@ are the record owners see at ``/migration``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import (
@@ -53,6 +53,9 @@ class Flag:
     members: int
     duration_ms: int
     run_id: str
+    # Rows v2 could not store as they are (see store.migration.kept): all, and per count name.
+    kept_back: int = 0
+    kept_by_kind: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: RawItem) -> Flag:
@@ -65,10 +68,16 @@ class Flag:
             members=number(row, "members"),
             duration_ms=number(row, "durationMs"),
             run_id=text(row, "runId"),
+            kept_back=number(row, "keptBack"),
+            kept_by_kind={
+                name: number(counts, name)
+                for counts in [row.get("keptBackByKind", {}).get("M", {})]
+                for name in counts
+            },
         )
 
     def to_row(self) -> RawItem:
-        row = {
+        row: RawItem = {
             **keys.migration_flag(),
             "migratedBy": s(self.migrated_by),
             "migratedAt": s(self.migrated_at),
@@ -77,6 +86,8 @@ class Flag:
             "members": n(self.members),
             "durationMs": n(self.duration_ms),
             "runId": s(self.run_id),
+            "keptBack": n(self.kept_back),
+            "keptBackByKind": {"M": {k: n(v) for k, v in self.kept_by_kind.items()}},
         }
         if self.workspace_id:
             row["workspaceId"] = s(self.workspace_id)

@@ -68,6 +68,8 @@ def publish(
         "settingsCopied = :settings",
         "membersCopied = :members",
         "cursors = :cursors",
+        "keptBackByKind = :kept",
+        "keptBack = :keptTotal",
     ]
     if ":total" in values:
         sets.append("itemsTotal = :total")

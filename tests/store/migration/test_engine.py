@@ -307,7 +307,7 @@ def test_a_row_that_never_lands_means_no_flag_and_a_recorded_reason(
     assert migrate(database, when=after_backoff) is not None  # repaired once the fault is gone
 
 
-def test_an_item_too_large_for_its_v2_keys_fails_clearly_naming_it(database, seed):
+def test_an_item_too_large_for_its_v2_keys_is_kept_back_naming_it(database, seed):
     seed(items=3)
 
     def v1_row(size: int) -> dict[str, Any]:
@@ -332,11 +332,12 @@ def test_an_item_too_large_for_its_v2_keys_fails_clearly_naming_it(database, see
             high = middle - 1
     database.client.put_item(TableName=database.table, Item=v1_row(low))
 
-    assert migrate(database) is None
+    flag = migrate(database)
 
-    assert read_flag(database) is None
-    claim = read_claim(database)
-    assert "ITEM#huge" in claim.failed_reason
+    # Promise 10: the row stays in v1, is named with a reason, and the rest is copied.
+    assert flag is not None and (flag.items, flag.kept_back) == (3, 1)
+    (record,) = rows_with(database, "MIGRATION", "KEPT#")
+    assert record["v1PK"] == {"S": "ITEM#huge"} and record["reason"]["S"]
 
 
 def test_a_crashed_holder_is_taken_over_after_a_lease_into_the_same_workspace(database, seed):
