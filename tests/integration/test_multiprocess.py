@@ -29,8 +29,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from devtools.live_server import LiveServer
-from store import keys, schema
-from store.db import Database, build_client
+from store import keys
 from store.migration.claim import STATE_COMPLETE, STATE_RUNNING, read_claim
 from store.migration.flag import read_flag
 from tests.support.faults import (
@@ -47,6 +46,7 @@ from tests.support.multiprocess import (
     brief,
     edit_items,
     parallel,
+    proxied_table,
     rows_of,
     run_ended,
     server_env,
@@ -73,12 +73,7 @@ pytestmark = [pytest.mark.local_only("runs gunicorn against DynamoDB Local"), py
 def test_the_fault_proxy_targets_copies_throttles_cancels_splits_batches_and_holds_calls(
     fault_proxy: FaultProxy, local_endpoint: str
 ) -> None:
-    client = build_client(endpoint=fault_proxy.url, region="us-east-1", local_credentials=True)
-    direct = Database(
-        client=build_client(endpoint=local_endpoint, region="us-east-1", local_credentials=True),
-        table=f"proxy-{uuid.uuid4().hex[:8]}",
-    )
-    schema.ensure_table(client, direct.table, poll=0.05)
+    client, direct = proxied_table(fault_proxy, local_endpoint)
     fence = {**keys.migration_fence(0), "owner": {"S": "run-a"}}
 
     def row(pk: str) -> dict[str, Any]:
@@ -495,8 +490,12 @@ def test_refused_copies_complete_exactly_while_the_heartbeat_keeps_contenders_of
     """R5, R11, R20: for a while every copy transaction is cancelled (reasons ThrottlingError
     and TransactionConflict, as DynamoDB gives under load) twice before it gets through, and
     each is slow, so the copy lasts several 2 s leases. People polling on a second server (and
-    on the holder's other worker) never take the claim over, the progress they see never goes
-    down, and the copy completes exactly."""
+    on the holder's other worker) never take the claim over, the progress the claim publishes
+    never goes down (what a poll shows is never ahead of it), and the copy completes exactly.
+
+    Each server process reads the claim at most every 2 s (runner.CLAIM_POLL_SECONDS, the
+    bound on calls), so polls spread over four processes may show a reading up to 2 s older
+    than the previous poll's: the published count is what must only grow."""
     env = server_env(fault_proxy, lease=2)
     holder = live_server_factory(workers=2, extra_env=env)
     db = holder.database
@@ -516,6 +515,8 @@ def test_refused_copies_complete_exactly_while_the_heartbeat_keeps_contenders_of
     assert sent_to_preparing(first.get(asked), asked)
     owner = wait_for_claim(db, lambda c: True).owner
     seen: list[int] = []
+    shown: list[tuple[int, int]] = []  # (what a poll showed, the claim's count read after it)
+    published: list[int] = []
     claims: list[tuple[str, int]] = []
     deadline = time.monotonic() + 120
     done = {"first": False, "second": False}
@@ -530,12 +531,17 @@ def test_refused_copies_complete_exactly_while_the_heartbeat_keeps_contenders_of
                 done[name] = True
             else:
                 seen.append(progress["items"])
+                after = read_claim(db)
+                shown.append((progress["items"], after.items_copied if after else 0))
         claim = read_claim(db)
         if claim is not None:
             claims.append((claim.owner, claim.attempt))
+            published.append(claim.items_copied)
         time.sleep(0.1)
 
-    assert seen == sorted(seen), f"progress went down: {seen}"
+    assert published == sorted(published), f"published progress went down: {published}"
+    ahead = [(poll, table) for poll, table in shown if poll > table]
+    assert not ahead, f"a poll showed more than the claim published: {ahead}"
     assert len(set(seen)) > 2, f"progress did not move while polled: {seen}"
     assert {c for c in claims} == {(owner, 1)}, f"the claim changed hands: {set(claims)}"
     flag = assert_migrated_exactly_once(db, (2000, 5, 4))

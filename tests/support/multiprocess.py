@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from devtools.live_server import LiveServer
-from store import keys
-from store.db import Database
+from store import keys, schema
+from store.db import Database, build_client
 from store.migration.claim import STATE_COMPLETE, Claim, read_claim
 from store.migration.flag import Flag, read_flag
 from store.migration.rows import ORIGIN, same_data
@@ -25,6 +25,18 @@ T = TypeVar("T")
 def server_env(proxy: FaultProxy, *, lease: float, **more: str) -> dict[str, str]:
     """Send the app (every worker and its CLI) through the proxy; keep the lease short."""
     return {"DYNAMODB_ENDPOINT": proxy.url, "MIGRATION_LEASE_SECONDS": str(lease), **more}
+
+
+def proxied_table(proxy: FaultProxy, local_endpoint: str) -> tuple[Any, Database]:
+    """For the proxy's own tests: a fresh table, a client through ``proxy`` and a Database
+    straight on DynamoDB Local (to see what landed). The caller deletes the table."""
+    client = build_client(endpoint=proxy.url, region="us-east-1", local_credentials=True)
+    direct = Database(
+        client=build_client(endpoint=local_endpoint, region="us-east-1", local_credentials=True),
+        table=f"proxy-{uuid.uuid4().hex[:8]}",
+    )
+    schema.ensure_table(client, direct.table, poll=0.05)
+    return client, direct
 
 
 def parallel(function: Callable[[int], T], count: int) -> list[T]:

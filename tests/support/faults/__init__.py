@@ -13,6 +13,8 @@ point the app's ``DYNAMODB_ENDPOINT`` at ``proxy.url`` and steer the faults from
         proxy.count(COPIES), proxy.count("UpdateItem")  # requests seen so far
         proxy.answers(COPIES)                           # how each was answered
         proxy.unprocessed("BatchWriteItem", keep=0.5, times=10)   # partial success
+        proxy.refuse("TransactWriteItems", UNKNOWN_OPERATION)    # a server without it
+        proxy.lose_answer(HEARTBEATS, how="close")      # carried out, the answer lost
         proxy.clear()                                   # no faults any more
 
 A fault is set on a *target*: an operation name (from the ``X-Amz-Target`` header,
@@ -40,6 +42,18 @@ longer matches: DynamoDB Local does not verify signatures (checked by the same t
 proxy says so loudly if an upstream ever does. Answers get a fresh ``X-Amz-Crc32``, because
 botocore checks that header on DynamoDB answers and retries on a mismatch.
 
+*Refusing* answers every call (or a window of them) with any DynamoDB error body, unforwarded:
+``refuse("TransactWriteItems", UNKNOWN_OPERATION)`` is a DynamoDB-compatible server without
+transactions (400 ``UnknownOperationException``, which botocore does not retry).
+
+*Losing an answer* forwards the call, so DynamoDB carries it out, and then either closes the
+connection without answering (``how="close"``: botocore raises ConnectionClosedError) or answers
+``500 InternalServerError`` (``how="500"``). botocore's standard retry mode (the app's) retries
+both, sending the very same request again, ClientRequestToken and all: the app must recognise
+its own write that already landed. ``lost(target)`` counts them; ``HEARTBEATS``,
+``FIRST_CLAIM`` and ``FLAG_WRITES`` are the claim's heartbeat UpdateItem, the transaction that
+creates the claim, and the flag's transaction.
+
 Everything is thread-safe; ``stop()`` closes the listening socket and every open connection.
 
 The modules follow the proxy's parts: ``targets`` (what a fault is set on), ``rules`` (the
@@ -52,11 +66,20 @@ from __future__ import annotations
 
 from tests.support.faults.proxy import FaultProxy
 from tests.support.faults.rules import Hold
-from tests.support.faults.targets import COPIES, Target, copied_keys, is_fenced_copy
+from tests.support.faults.targets import (
+    COPIES,
+    FIRST_CLAIM,
+    FLAG_WRITES,
+    HEARTBEATS,
+    Target,
+    copied_keys,
+    is_fenced_copy,
+)
 from tests.support.faults.wire import (
     CANCELLED,
     PROVISIONED,
     THROTTLING,
+    UNKNOWN_OPERATION,
     Answer,
     FaultProxyError,
     cancellation_body,
@@ -66,8 +89,12 @@ from tests.support.faults.wire import (
 __all__ = [
     "CANCELLED",
     "COPIES",
+    "FIRST_CLAIM",
+    "FLAG_WRITES",
+    "HEARTBEATS",
     "PROVISIONED",
     "THROTTLING",
+    "UNKNOWN_OPERATION",
     "Answer",
     "FaultProxy",
     "FaultProxyError",

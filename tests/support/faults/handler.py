@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from tests.support.faults.rules import Decision, Hold
 from tests.support.faults.wire import (
     ERROR_TYPE_PREFIX,
+    INTERNAL_ERROR,
+    LOST_MESSAGE,
     NOT_FORWARDED,
     NOT_RETURNED,
     TARGET_PREFIX,
@@ -91,6 +93,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
             caught._wait(timeout=300)
         if decision.delay > 0:
             time.sleep(decision.delay)
+        if decision.refuse is not None:
+            refusal = decision.refuse
+            error = {"__type": ERROR_TYPE_PREFIX + refusal.code, "message": refusal.message}
+            self._answer_error(decision, error, caught, status=refusal.status)
+            return
         if decision.throttle:
             error = {"__type": ERROR_TYPE_PREFIX + decision.throttle, "message": THROTTLE_MESSAGE}
             self._answer_error(decision, error, caught)
@@ -116,6 +123,15 @@ class ProxyHandler(BaseHTTPRequestHandler):
             answer = self._merge_unprocessed(decision, status, answer, withheld)
         # Recorded before answering: a client that gave up no longer reads the answer.
         proxy._record(decision, answer_of(status, answer, injected=False), caught)
+        if decision.lose == "close":
+            # Carried out upstream; the client gets no byte of the answer, as when a network
+            # drops the connection on the way back.
+            self.close_connection = True
+            return
+        if decision.lose == "500":
+            error = {"__type": ERROR_TYPE_PREFIX + INTERNAL_ERROR, "message": LOST_MESSAGE}
+            self._send_error_body(error, status=500)
+            return
         self.send_response(status, reason)
         for name, value in headers:
             if name.lower() not in NOT_RETURNED:
@@ -181,10 +197,21 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return response.status, response.reason, response.getheaders(), answer
         raise AssertionError("unreachable")
 
-    def _answer_error(self, decision: Decision, error: dict[str, Any], caught: Hold | None) -> None:
+    def _answer_error(
+        self,
+        decision: Decision,
+        error: dict[str, Any],
+        caught: Hold | None,
+        *,
+        status: int = 400,
+    ) -> None:
         answer = json.dumps(error).encode()
-        self.server.proxy._record(decision, answer_of(400, answer, injected=True), caught)
-        self.send_response(400, "Bad Request")
+        self.server.proxy._record(decision, answer_of(status, answer, injected=True), caught)
+        self._send_error_body(error, status=status)
+
+    def _send_error_body(self, error: dict[str, Any], *, status: int) -> None:
+        answer = json.dumps(error).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/x-amz-json-1.0")
         self.send_header("x-amzn-RequestId", uuid.uuid4().hex.upper())
         self.send_header("Content-Length", str(len(answer)))

@@ -16,9 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tests.support.faults.handler import ProxyHandler, ProxyServer
-from tests.support.faults.rules import Cancel, Decision, Hold, Rule, Window
+from tests.support.faults.rules import Cancel, Decision, Hold, Lose, Refuse, Rule, Window
 from tests.support.faults.targets import COPIES, Target
 from tests.support.faults.wire import (
+    LOSE_HOW,
     PROVISIONED,
     REASON_MESSAGES,
     THROTTLING,
@@ -191,6 +192,45 @@ class FaultProxy:
             rule = self._rule(resolved)
             rule.keep, rule.partial = (keep, Window(after, times)), 0
 
+    def refuse(
+        self,
+        target: str | Target,
+        code: str,
+        *,
+        message: str | None = None,
+        status: int = 400,
+        after: int = 0,
+        times: int | None = None,
+    ) -> None:
+        """Answer ``times`` calls (None: all) of ``target`` after the first ``after`` with a
+        ``status`` error carrying DynamoDB's JSON error body for ``code``, without forwarding
+        them: e.g. ``refuse("TransactWriteItems", UNKNOWN_OPERATION)`` is a DynamoDB-compatible
+        server that has no transactions. Counting starts now."""
+        resolved = self.watch(target)
+        text = message if message is not None else f"{code} (injected by the fault proxy)"
+        with self._lock:
+            self._rule(resolved).refuse = Refuse(status, code, text, Window(after, times))
+
+    def lose_answer(
+        self,
+        target: str | Target,
+        *,
+        how: str = "close",
+        after: int = 0,
+        times: int | None = 1,
+    ) -> None:
+        """Forward ``times`` calls (None: all) of ``target`` after the first ``after`` to the
+        upstream, which carries them out, and then lose the answer: ``how="close"`` closes
+        the client's connection without a byte of it (botocore raises ConnectionClosedError
+        and, in both its retry modes, sends the same request again), ``how="500"`` answers a
+        500 InternalServerError instead (also retried). The real answer is still recorded in
+        ``answers()``. Counting starts now."""
+        if how not in LOSE_HOW:
+            raise ValueError(f"lose the answer how? {how!r} is not one of {LOSE_HOW}")
+        resolved = self.watch(target)
+        with self._lock:
+            self._rule(resolved).lose = Lose(how, Window(after, times))
+
     def hold(self, target: str | Target) -> Hold:
         """Catch the next calls of ``target`` and keep them in flight until the returned
         ``Hold`` is released (``clear()`` and ``stop()`` release it too)."""
@@ -245,6 +285,18 @@ class FaultProxy:
             rule = self._rules.get(target if isinstance(target, str) else target.name)
             return rule.cancel.window.hit if rule and rule.cancel else 0
 
+    def refused(self, target: str | Target) -> int:
+        """Calls of ``target`` answered with an injected error since ``refuse()``."""
+        with self._lock:
+            rule = self._rules.get(target if isinstance(target, str) else target.name)
+            return rule.refuse.window.hit if rule and rule.refuse else 0
+
+    def lost(self, target: str | Target) -> int:
+        """Calls of ``target`` carried out whose answer was lost since ``lose_answer()``."""
+        with self._lock:
+            rule = self._rules.get(target if isinstance(target, str) else target.name)
+            return rule.lose.window.hit if rule and rule.lose else 0
+
     def partial(self, operation: str = "BatchWriteItem") -> int:
         """Calls answered with a non-empty UnprocessedItems since ``unprocessed()``."""
         with self._lock:
@@ -284,15 +336,22 @@ class FaultProxy:
                 return Decision(names)
             name = ruled[0].name
             rule = self._rules[name]
-            throttle = cancel = keep = None
-            if rule.throttle is not None and rule.throttle[1].next_call():
+            throttle = cancel = keep = refuse = lose = None
+            if rule.refuse is not None and rule.refuse.window.next_call():
+                refuse = rule.refuse
+            if refuse is None and rule.throttle is not None and rule.throttle[1].next_call():
                 throttle = rule.throttle[0]
-            if throttle is None and rule.cancel is not None:
+            if refuse is None and throttle is None and rule.cancel is not None:
                 cancel = self._cancellation(rule.cancel, body, parsed)
-            if throttle is None and cancel is None and rule.keep is not None:
+            forwarded = refuse is None and throttle is None and cancel is None
+            if forwarded and rule.keep is not None:
                 if rule.keep[1].next_call():
                     keep = rule.keep[0]
-            return Decision(names, rule.delay, throttle, cancel, keep, name, rule.rng, rule.hold)
+            if forwarded and rule.lose is not None and rule.lose.window.next_call():
+                lose = rule.lose.how
+            return Decision(
+                names, rule.delay, throttle, cancel, keep, name, rule.rng, rule.hold, refuse, lose
+            )
 
     @staticmethod
     def _cancellation(

@@ -41,9 +41,30 @@ class Cancel:
 
 
 @dataclass
+class Refuse:
+    """Answer calls with a DynamoDB error the proxy makes up (nothing is forwarded)."""
+
+    status: int
+    code: str
+    message: str
+    window: Window
+
+
+@dataclass
+class Lose:
+    """Forward calls, let them be carried out, then lose the answer: ``how`` is ``close``
+    (the connection closes with no answer) or ``500`` (an InternalServerError instead)."""
+
+    how: str
+    window: Window
+
+
+@dataclass
 class Rule:
     delay: float = 0.0
     throttle: tuple[str, Window] | None = None
+    refuse: Refuse | None = None
+    lose: Lose | None = None
     cancel: Cancel | None = None
     keep: tuple[float, Window] | None = None
     partial: int = 0
@@ -61,6 +82,8 @@ class Decision:
     rule: str | None = None
     rng: random.Random | None = None
     hold: Hold | None = None
+    refuse: Refuse | None = None
+    lose: str | None = None
 
 
 class Hold:

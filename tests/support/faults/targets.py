@@ -48,7 +48,42 @@ def is_fenced_copy(body: dict[str, Any]) -> bool:
     )
 
 
+def _key(request: dict[str, Any]) -> tuple[str, str]:
+    key = request.get("Key") or request.get("Item") or {}
+    return key.get(keys.PK, {}).get("S", ""), key.get(keys.SK, {}).get("S", "")
+
+
+def is_heartbeat(body: dict[str, Any]) -> bool:
+    """An UpdateItem on the claim that moves its heartbeat (store/migration/lease.py
+    ``publish``); releases, retries and failures on the claim do not set ``heartbeatAt``."""
+    return _key(body) == (keys.MIGRATION_PK, keys.MIGRATION_CLAIM_SK) and "heartbeatAt" in str(
+        body.get("UpdateExpression", "")
+    )
+
+
+def is_first_claim(body: dict[str, Any]) -> bool:
+    """The transaction that creates the claim row (store/migration/claim.py ``_claim_first``):
+    a Put of MIGRATION/CLAIM on condition that it does not exist yet, with the fences."""
+    return any(
+        _key(action["Put"]) == (keys.MIGRATION_PK, keys.MIGRATION_CLAIM_SK)
+        for action in body.get("TransactItems", [])
+        if "Put" in action
+    )
+
+
+def is_flag_write(body: dict[str, Any]) -> bool:
+    """The transaction that writes the flag (store/migration/flag.py ``write_flag``)."""
+    return any(
+        _key(action["Put"]) == (keys.MIGRATION_PK, keys.MIGRATION_FLAG_SK)
+        for action in body.get("TransactItems", [])
+        if "Put" in action
+    )
+
+
 COPIES = Target("TransactWriteItems", "migration copies", is_fenced_copy)
+HEARTBEATS = Target("UpdateItem", "claim heartbeats", is_heartbeat)
+FIRST_CLAIM = Target("TransactWriteItems", "first claim", is_first_claim)
+FLAG_WRITES = Target("TransactWriteItems", "flag writes", is_flag_write)
 
 
 def copied_keys(body: dict[str, Any]) -> list[tuple[str, str]]:

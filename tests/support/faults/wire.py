@@ -15,6 +15,12 @@ ERROR_TYPE_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 THROTTLING = "ThrottlingException"
 PROVISIONED = "ProvisionedThroughputExceededException"
 CANCELLED = "TransactionCanceledException"
+# What a DynamoDB-compatible server without an operation answers (400) for it.
+UNKNOWN_OPERATION = "UnknownOperationException"
+INTERNAL_ERROR = "InternalServerError"
+# How ``FaultProxy.lose_answer`` loses an answer: the connection closes, or a 500.
+LOSE_HOW = ("close", "500")
+LOST_MESSAGE = "The answer was lost on the way back (injected by the fault proxy; carried out)"
 THROTTLE_MESSAGE = "Rate of requests exceeds the allowed throughput (injected by the fault proxy)"
 # What DynamoDB says for each cancellation reason it gives (AWS API reference,
 # TransactWriteItems "Errors"); "None" carries no message.
