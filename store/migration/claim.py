@@ -280,11 +280,9 @@ def _transact(db: Database, actions: list[dict[str, Any]]) -> bool:
     return True
 
 
-def publish(
-    db: Database, run_id: str, seen: str, new_version: str, progress: Progress, now: str
-) -> None:
-    """A heartbeat: move the claim from version ``seen`` to ``new_version`` and publish the
-    progress. Raises ConditionalCheckFailedException once the claim is not this run's."""
+def _progress_update(progress: Progress) -> tuple[list[str], dict[str, Any]]:
+    """The SET clauses and values that move the claim to a new version (``:new``, at
+    ``:now``) and publish ``progress``; the caller adds those two values and its condition."""
     values = progress.snapshot()
     sets = [
         "version = :new",
@@ -301,6 +299,15 @@ def publish(
         # The earlier run's trouble is over once this one makes progress.
         sets.append("lastError = :none")
         values[":none"] = s("")
+    return sets, values
+
+
+def publish(
+    db: Database, run_id: str, seen: str, new_version: str, progress: Progress, now: str
+) -> None:
+    """A heartbeat: move the claim from version ``seen`` to ``new_version`` and publish the
+    progress. Raises ConditionalCheckFailedException once the claim is not this run's."""
+    sets, values = _progress_update(progress)
     db.client.update_item(
         TableName=db.table,
         Key=keys.migration_claim(),
@@ -359,3 +366,35 @@ def release(db: Database, run: Run, reason: str) -> None:
     except ClientError as exc:
         # Someone else holds it now, or DynamoDB is unreachable: then the lease lapses.
         log.info("could not release the migration claim: %s", error_code(exc))
+
+
+def hand_over(db: Database, run: Run, progress: Progress) -> bool:
+    """End a run that stopped between pages (its slice is over, or its process is exiting)
+    without a failure: publish its verified progress and leave the claim ``waiting`` with no
+    delay, so the next request takes it at once and resumes at these cursors.
+
+    The new version also stops this run's own heartbeat should one still be beating (its
+    condition names the old version). False when the claim was no longer this run's."""
+    sets, values = _progress_update(progress)
+    sets += ["#state = :waiting", "nextAttemptAt = :now"]
+    try:
+        db.client.update_item(
+            TableName=db.table,
+            Key=keys.migration_claim(),
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression="#owner = :me AND #state = :running",
+            ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
+            ExpressionAttributeValues={
+                **values,
+                ":waiting": s(STATE_WAITING),
+                ":new": s(new_id()),
+                ":now": s(now_iso()),
+                ":me": s(run.run_id),
+                ":running": s(STATE_RUNNING),
+            },
+        )
+    except ClientError as exc:
+        # Someone else holds it now, or DynamoDB is unreachable: then the lease lapses.
+        log.info("could not hand the migration claim over: %s", error_code(exc))
+        return False
+    return True

@@ -25,7 +25,7 @@ from store.db import (
     s,
 )
 
-from .claim import Progress, Run, fence_check, publish, release
+from .claim import Progress, Run, fence_check, hand_over, publish, release
 from .errors import LostClaim, MigrationError, RowRejected, failed_at
 from .flag import Flag, write_flag
 from .rows import item_copy, member_copy, same_data, setting_copy, workspace_row
@@ -86,6 +86,8 @@ class Migration:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_page: Callable[[int], None] | None = None,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.db = db
         self.run = run
@@ -103,6 +105,22 @@ class Migration:
         self.lost = threading.Event()
         self.aborted = threading.Event()
         self.stop_beating = threading.Event()
+        # A slice: copying stops at the first page boundary after ``deadline`` (on
+        # ``monotonic``) or once ``stop`` is set (the process is exiting); the run then ends
+        # with its verified progress handed over instead of a flag.
+        self.deadline = deadline
+        self.stop = stop
+
+    def pause_requested(self) -> bool:
+        if self.stop is not None and self.stop.is_set():
+            return True
+        return self.deadline is not None and self.monotonic() >= self.deadline
+
+    def items_done(self) -> bool:
+        done = s("done")
+        segments = self.run.claim.total_segments
+        with self.progress.lock:
+            return all(self.progress.cursors.get(str(i)) == done for i in range(segments))
 
     # The fence: copying continues only while a recent heartbeat proves the claim is ours.
     def check_fence(self) -> None:
@@ -264,6 +282,9 @@ class Migration:
             self.progress.page_done(segment, len(rows), next_key)
             if self.on_page:
                 self.on_page(segment)
+            # After a verified page, never before the first: every slice moves the copy on.
+            if next_key and self.pause_requested():
+                return
 
     def _estimate_items(self, members: int, settings: int) -> None:
         """A total for the progress bar only: an exact count would be a second full Scan
@@ -283,8 +304,11 @@ class Migration:
             with self.progress.lock:
                 self.progress.items_total = estimate
 
-    def execute(self) -> Flag:
-        """Copy, verify and flag; raise MigrationError (no flag) when that cannot be done."""
+    def execute(self) -> Flag | None:
+        """Copy, verify and flag; raise MigrationError (no flag) when that cannot be done.
+
+        None: the slice ended (deadline or stop) with items left; the progress is verified
+        and ready to hand over."""
         beater = threading.Thread(target=self._beat_forever, name="migration-heartbeat")
         beater.daemon = True
         beater.start()
@@ -297,6 +321,8 @@ class Migration:
                 self._estimate_items(len(members), len(settings))
             self.progress.phase = "items"
             self._copy_all(members, settings)
+            if not self.items_done():
+                return None
             self.progress.phase = "finishing"
         finally:
             self.stop_beating.set()
@@ -344,18 +370,36 @@ class Migration:
 
 def run_migration(db: Database, run: Run, settings: Settings, **options: Any) -> Flag | None:
     """Execute a held run; on failure release the claim with a reason and return None."""
+    return conclude(Migration(db, run, settings, **options))
+
+
+def conclude(migration: Migration) -> Flag | None:
+    """Execute ``migration``: the flag, or None after handing over (the slice ended) or
+    releasing (it failed) the claim."""
+    db, run = migration.db, migration.run
     try:
-        return Migration(db, run, settings, **options).execute()
+        flag = migration.execute()
     except LostClaim as exc:
         log.warning("migration run %s stopped: %s", run.run_id, exc)
+        return None
     except BudgetExceeded as exc:
         log.warning("migration run %s out of budget: %s", run.run_id, exc)
         release(db, run, "DynamoDB is busy (throttling); retrying shortly.")
+        return None
     except MigrationError as exc:
         log.error("migration run %s failed: %s", run.run_id, exc)
         release(db, run, str(exc))
+        return None
     except ClientError as exc:
         log.error("migration run %s failed: %s", run.run_id, error_code(exc))
         reason = "DynamoDB is busy; retrying shortly." if is_retryable(exc) else error_code(exc)
         release(db, run, reason)
-    return None
+        return None
+    if flag is None:
+        log.info(
+            "migration run %s paused after its slice: %d items so far",
+            run.run_id,
+            migration.progress.items,
+        )
+        hand_over(db, run, migration.progress)
+    return flag
