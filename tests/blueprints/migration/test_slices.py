@@ -249,3 +249,33 @@ def test_the_start_page_still_says_no_workspace_to_someone_who_was_not_a_v1_memb
 
     assert page.status_code == 200
     assert "you are not in any workspace yet" in other_web.text(page)
+
+
+# --- a process that exits -----------------------------------------------------------------
+
+
+def test_stopping_the_process_hands_a_running_background_copy_over_with_its_progress(
+    web, app, database, seed
+):
+    accounts = seed(items=300)
+    app.config["MIGRATION_MODE"] = "thread"
+    app.config["MIGRATION_SLICE_SECONDS"] = 0
+    app.config["MIGRATION_LEASE_SECONDS"] = 600.0  # a lapse could not explain a waiting claim
+    client = app.extensions["db"].client
+
+    def small_pages(params: dict[str, Any], **_: Any) -> None:
+        if "FilterExpression" in params and "Select" not in params:
+            params["Limit"] = 10
+
+    web.login(accounts[0].email)
+    with hooked(client, "provide-client-params.dynamodb.Scan", small_pages):
+        assert web.get("/").status_code == 303
+        wait_for(lambda: (c := read_claim(database)) and c.items_copied >= 30, timeout=60)
+
+        runner.stop_runs(runner.state(app), join_seconds=60)
+
+    assert not runner.state(app).thread.is_alive()
+    claim = read_claim(database)
+    assert claim.state == STATE_WAITING and not claim.last_error
+    assert 30 <= claim.items_copied < 300 and claim.cursors
+    assert read_flag(database) is None
