@@ -10,6 +10,7 @@ flag is right even while the ByUser index lags behind it.
 from __future__ import annotations
 
 import sys
+import time
 import types
 from typing import Any
 
@@ -20,6 +21,7 @@ from blueprints.migration import runner
 from store import keys
 from store.migration.claim import STATE_WAITING, read_claim
 from store.migration.flag import read_flag
+from tests.support.faults import is_fenced_copy
 from tests.support.helpers import hooked, scan_all, wait_for
 
 NOTE = "Your workspace was just prepared: 40 items, 5 settings and 4 members moved."
@@ -255,27 +257,36 @@ def test_the_start_page_still_says_no_workspace_to_someone_who_was_not_a_v1_memb
 
 
 def test_stopping_the_process_hands_a_running_background_copy_over_with_its_progress(
-    web, app, database, seed
+    web, app, database, seed, monkeypatch
 ):
-    accounts = seed(items=300)
+    accounts = seed(items=400)
     app.config["MIGRATION_MODE"] = "thread"
     app.config["MIGRATION_SLICE_SECONDS"] = 0
     app.config["MIGRATION_LEASE_SECONDS"] = 600.0  # a lapse could not explain a waiting claim
     client = app.extensions["db"].client
+    original = client.transact_write_items
+    copies: list[int] = []
+
+    def slow(**params: Any) -> Any:
+        if is_fenced_copy(params):
+            copies.append(1)
+            time.sleep(0.1)  # slow enough that stopping lands mid-copy on any backend
+        return original(**params)
 
     def small_pages(params: dict[str, Any], **_: Any) -> None:
         if "FilterExpression" in params and "Select" not in params:
             params["Limit"] = 10
 
+    monkeypatch.setattr(client, "transact_write_items", slow)
     web.login(accounts[0].email)
     with hooked(client, "provide-client-params.dynamodb.Scan", small_pages):
         assert web.get("/").status_code == 303
-        wait_for(lambda: (c := read_claim(database)) and c.items_copied >= 30, timeout=60)
+        wait_for(lambda: len(copies) >= 6, timeout=60)
 
         runner.stop_runs(runner.state(app), join_seconds=60)
 
     assert not runner.state(app).thread.is_alive()
     claim = read_claim(database)
     assert claim.state == STATE_WAITING and not claim.last_error
-    assert 30 <= claim.items_copied < 300 and claim.cursors
+    assert 0 < claim.items_copied < 400 and claim.cursors
     assert read_flag(database) is None
