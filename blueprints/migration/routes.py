@@ -7,6 +7,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
     jsonify,
     redirect,
     render_template,
@@ -16,8 +17,8 @@ from flask import (
 
 from store import accounts, workspaces
 from store.db import get_db
-from store.migration.claim import STATE_FAILED, STATE_WAITING, Claim
-from store.migration.flag import finish_without_data, read_flag
+from store.migration.claim import STATE_FAILED, Claim, read_claim
+from store.migration.flag import Flag, finish_without_data, read_flag
 from store.migration.kept import read_kept
 from store.migration.v1 import has_v1_data
 from web import sessions
@@ -50,11 +51,37 @@ def gate():
         finish_without_data(db, user.user_id)
         runner.state().flag_seen = True
         return None
-    runner.kick(user.user_id, claim)
+    flag = runner.advance(user.user_id, claim, first=True).flag
+    if flag is not None:
+        # The copy finished inside this request: on to the page asked for, with a note.
+        flash(prepared_note(flag), "success")
+        return None
     target = request.full_path if request.query_string else request.path
     if request.method != "GET":
         target = "/"
     return redirect(url_for("migration.preparing", next=safe_next(target)), 303)
+
+
+def prepared_note(flag: Flag) -> str:
+    def count(number: int, noun: str) -> str:
+        return f"{number} {noun}" if number != 1 else f"1 {noun.removesuffix('s')}"
+
+    return (
+        f"Your workspace was just prepared: {count(flag.items, 'items')}, "
+        f"{count(flag.settings, 'settings')} and {count(flag.members, 'members')} moved."
+    )
+
+
+def _advance(user_id: str, claim: Claim | None) -> tuple[bool, Claim | None]:
+    """A preparing load or progress poll moves the copy on when nobody else is (a slice in
+    request mode, a background run in thread mode): whether it is done, and the claim to show."""
+    step = runner.advance(user_id, claim)
+    if step.flag is not None:
+        return True, claim
+    if step.sliced:
+        # Show what the slice published, not what was read before it.
+        claim = read_claim(get_db())
+    return False, claim
 
 
 def _progress(claim: Claim | None) -> dict[str, object]:
@@ -69,7 +96,8 @@ def _progress(claim: Claim | None) -> dict[str, object]:
         else None,
         "settings": claim.settings_copied,
         "members": claim.members_copied,
-        "retrying": claim.state == STATE_WAITING or bool(claim.last_error),
+        # A claim handed over between slices waits without an error: that is not a retry.
+        "retrying": bool(claim.last_error),
         "message": claim.last_error,
     }
 
@@ -103,7 +131,9 @@ def preparing():
     claim = runner.current_claim()
     if claim is not None and claim.state == STATE_FAILED:
         return _failed_page(target)
-    runner.kick(person.user_id, claim)
+    done, claim = _advance(person.user_id, claim)
+    if done:
+        return redirect(target)
     progress = _progress(claim)
     status = 503 if progress["retrying"] else 200
     response = current_app.make_response(
@@ -137,7 +167,9 @@ def progress():
         response.status_code = 503
         response.headers["Retry-After"] = str(FAILED_REFRESH_SECONDS)
         return response
-    runner.kick(person.user_id, claim)
+    done, claim = _advance(person.user_id, claim)
+    if done:
+        return jsonify(done=True, next=target)
     return jsonify(done=False, next=target, **_progress(claim))
 
 

@@ -1,27 +1,46 @@
-"""Runs the migration in a background thread of this process, at most one at a time.
+"""Runs the migration for this process: in bounded slices on requests, and in a background
+thread where the host gives the app time outside requests.
 
-The request that finds the flag missing starts (or joins) the run and shows the preparing
-page at once; the run goes on beside the requests that poll its progress.
+The gated request that finds no live holder runs the first slice itself (``advance``): a
+small table is done before the response, and the person lands on the page they asked for.
+What is left then goes on in a background thread (``thread`` mode) or, on hosts that freeze
+or recycle the process between requests (``request`` mode), in one slice per progress poll or
+preparing-page load that finds no live holder: the slice hands its verified progress over to
+the next one through the claim. ``MIGRATION_MODE=auto`` picks the mode per process
+(``detect_mode``). A process that exits stops its run at the next page and hands it over, so
+the next request resumes at once instead of after a lease.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import sys
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
 from store.db import Database, get_db
 from store.migration.claim import Claim, ClaimObserver, Run, read_claim, try_acquire
-from store.migration.engine import Settings, run_migration
+from store.migration.engine import Migration, Settings, conclude
 from store.migration.errors import PERMANENT, classify, operator_reason
-from store.migration.flag import read_flag
+from store.migration.flag import Flag, read_flag
+from store.migration.lease import hand_over
 
 log = logging.getLogger(__name__)
+
+MODE_THREAD = "thread"
+MODE_REQUEST = "request"
+# How long an exiting process waits for its background run to stop at a page boundary before
+# handing the claim over from the outside (the run's late writes are then fenced off).
+EXIT_JOIN_SECONDS = 3.0
 # However many tabs poll, this process reads the claim, and the flag while it is unseen, at
 # most once per this many seconds (README: the bound on DynamoDB calls while preparing).
 CLAIM_POLL_SECONDS = 2.0
@@ -38,7 +57,7 @@ class ClaimCache:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: kept in a WeakSet for the exit hook
 class ProcessState:
     """What this server process knows about the migration."""
 
@@ -46,6 +65,18 @@ class ProcessState:
     observer: ClaimObserver = field(default_factory=ClaimObserver)
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
+    # The mode MIGRATION_MODE=auto resolved to in this process, once a request showed the host.
+    mode: str | None = None
+    # Set when the process exits: the running copy stops at its next page and hands over.
+    stop: threading.Event = field(default_factory=threading.Event)
+    # The run copying in this process now (background or inline), for the exit hook.
+    active: Migration | None = None
+    # One inline slice at a time in this process; other requests just show the progress.
+    slicing: threading.Lock = field(default_factory=threading.Lock)
+    # The flag this process's own run wrote, for the request that waits on it.
+    finished: Flag | None = None
+    # The migrated workspace once the flag was read: (workspace id or None,); None = unread.
+    flag_workspace: tuple[str | None] | None = None
     claim_cache: ClaimCache = field(default_factory=ClaimCache)
     flag_checked_at: float | None = None
     clock: Callable[[], float] = time.monotonic
@@ -111,53 +142,282 @@ def _forget_claim(process: ProcessState) -> None:
         process.claim_cache.read_at = None
 
 
-def kick(user_id: str, claim: Claim | None) -> None:
-    """Start a run in this process unless one is running here or elsewhere with a live claim.
+# --- which mode this host needs -------------------------------------------------------------
 
-    ``claim`` is the claim row as the caller just read it."""
+
+def detect_mode(
+    environ: Mapping[str, Any], env: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """``request`` where the host gives the app no time outside requests, else ``thread``;
+    with the reason, for the log. Judged from the request's WSGI environ and the process:
+
+    * AWS Lambda (``AWS_LAMBDA_FUNCTION_NAME`` set): the process is frozen between calls.
+    * uWSGI without threads (``enable-threads`` off and no ``threads``): no thread but the
+      request's ever runs Python.
+    * gunicorn without worker threads (``wsgi.multithread`` false: sync, gevent, eventlet)
+      whose worker is recycled (``max_requests`` > 0, read from the worker object itself, so
+      the command line, ``GUNICORN_CMD_ARGS`` and config files all count).
+    """
+    env = os.environ if env is None else env
+    if env.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return MODE_REQUEST, "AWS Lambda"
+    uwsgi = _uwsgi()
+    if uwsgi is not None:
+        options = getattr(uwsgi, "opt", {}) or {}
+        if _enabled(options.get("enable-threads")) or _count(options.get("threads")) > 0:
+            return MODE_THREAD, "uWSGI with threads"
+        return MODE_REQUEST, "uWSGI without threads"
+    if str(environ.get("SERVER_SOFTWARE", "")).startswith("gunicorn"):
+        if environ.get("wsgi.multithread"):
+            return MODE_THREAD, "gunicorn with worker threads"
+        worker = _gunicorn_worker()
+        max_requests = int(getattr(getattr(worker, "cfg", None), "max_requests", 0) or 0)
+        if max_requests > 0:
+            return MODE_REQUEST, f"gunicorn worker without threads, max_requests={max_requests}"
+        return MODE_THREAD, "gunicorn worker that is not recycled"
+    return MODE_THREAD, "a long-lived server process"
+
+
+def _uwsgi() -> Any | None:
+    try:
+        import uwsgi  # type: ignore[import-not-found]  # only exists inside uWSGI
+    except ImportError:
+        return None
+    return uwsgi
+
+
+def _values(raw: Any) -> list[Any]:
+    return list(raw) if isinstance(raw, list | tuple) else [raw]
+
+
+def _enabled(raw: Any) -> bool:
+    """A uWSGI flag option: True, or bytes/str such as b"true", b"1"; repeated: a list."""
+    for value in _values(raw):
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        if value is True or str(value).strip().lower() in ("true", "1", "yes", "on"):
+            return True
+    return False
+
+
+def _count(raw: Any) -> int:
+    best = 0
+    for value in _values(raw):
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        try:
+            best = max(best, int(str(value).strip()))
+        except ValueError:
+            continue
+    return best
+
+
+def _gunicorn_worker() -> Any | None:
+    """The gunicorn worker serving this request: the ``self`` of a frame up the stack."""
+    base = sys.modules.get("gunicorn.workers.base")
+    if base is None:
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, base.Worker):
+            return candidate
+        frame = frame.f_back
+    return None
+
+
+def mode(app: Flask) -> str:
+    """MIGRATION_MODE, with ``auto`` resolved once per process from the current request."""
+    configured = app.config.get("MIGRATION_MODE", "auto")
+    if configured in (MODE_THREAD, MODE_REQUEST):
+        return configured
+    process = state(app)
+    if process.mode is None:
+        process.mode, why = detect_mode(request.environ)
+        log.info("migration mode: %s (%s)", process.mode, why)
+    return process.mode
+
+
+# --- running the copy -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """What ``advance`` did: ``flag`` if the migration finished here and now; ``sliced`` if
+    a slice ran in this request (so the claim read before it is out of date)."""
+
+    flag: Flag | None = None
+    sliced: bool = False
+
+
+def advance(user_id: str, claim: Claim | None, *, first: bool = False) -> Step:
+    """Move the migration on from this request, unless a live holder (elsewhere or in this
+    process) is making progress. ``claim`` is the claim row as the caller just read it.
+
+    Request mode runs one slice inline. Thread mode starts the background run; ``first`` (the
+    gated request) then waits up to a slice for it, so a small table is done at once."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if mode(app) == MODE_REQUEST:
+        return _run_slice(app, user_id, claim)
+    started = kick(user_id, claim)
+    if first and started is not None:
+        started.join(app.config["MIGRATION_SLICE_SECONDS"])
+        return Step(flag=state(app).finished)
+    return Step()
+
+
+def kick(user_id: str, claim: Claim | None) -> threading.Thread | None:
+    """Start a background run in this process unless one is running here or elsewhere with a
+    live claim; the thread if this call started it. ``claim``: as the caller just read it."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     process = state(app)
     with process.lock:
         if process.thread is not None and process.thread.is_alive():
-            return
-        seen_at = _take_turn(process)
-        if seen_at is None:
-            return  # this reading of the claim was already tried: wait for the next one
+            return None
         settings = settings_from(app)
         db = get_db()
-        try:
-            run = try_acquire(
-                db,
-                user_id,
-                process.observer,
-                lease=settings.lease,
-                segments=settings.segments,
-                current=claim,
-                monotonic=lambda: seen_at,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            # The page still shows progress; a permanent error has marked the claim failed.
-            level = logging.ERROR if classify(exc) == PERMANENT else logging.WARNING
-            log.log(level, "could not claim the migration: %s", operator_reason(exc))
-            _forget_claim(process)
-            return
+        run = _acquire(db, user_id, process, settings, claim)
         if run is None:
-            return
-        _forget_claim(process)
+            return None
+        migration = Migration(db, run, settings, stop=process.stop)
         process.thread = threading.Thread(
-            target=_run, args=(process, db, run, settings), name="migration", daemon=True
+            target=_run, args=(process, migration), name="migration", daemon=True
         )
         process.thread.start()
+        return process.thread
 
 
-def _run(process: ProcessState, db: Database, run: Run, settings: Settings) -> None:
+def _acquire(
+    db: Database, user_id: str, process: ProcessState, settings: Settings, claim: Claim | None
+) -> Run | None:
+    """Take the claim on this reading of it, at most once per reading (so however many
+    requests arrive, a claim that is not free costs no write)."""
+    seen_at = _take_turn(process)
+    if seen_at is None:
+        return None  # this reading of the claim was already tried: wait for the next one
     try:
-        if run_migration(db, run, settings) is not None:
-            process.flag_seen = True
+        run = try_acquire(
+            db,
+            user_id,
+            process.observer,
+            lease=settings.lease,
+            segments=settings.segments,
+            current=claim,
+            monotonic=lambda: seen_at,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        # The page still shows progress; a permanent error has marked the claim failed.
+        level = logging.ERROR if classify(exc) == PERMANENT else logging.WARNING
+        log.log(level, "could not claim the migration: %s", operator_reason(exc))
+        _forget_claim(process)
+        return None
+    if run is not None:
+        _forget_claim(process)
+    return run
+
+
+def _run(process: ProcessState, migration: Migration) -> None:
+    process.active = migration
+    try:
+        _finished(process, conclude(migration))
     except Exception:
         # A thread's exception would vanish silently; the claim lapses and is taken over.
-        log.exception("migration run %s crashed", run.run_id)
+        log.exception("migration run %s crashed", migration.run.run_id)
+    finally:
+        process.active = None
+
+
+def _run_slice(app: Flask, user_id: str, claim: Claim | None) -> Step:
+    """Request mode: take the claim if nobody is making progress, copy until the slice's
+    deadline, then write the flag or hand the claim over to the next request."""
+    process = state(app)
+    if not process.slicing.acquire(blocking=False):
+        return Step()
+    try:
+        settings = settings_from(app)
+        db = get_db()
+        run = _acquire(db, user_id, process, settings, claim)
+        if run is None:
+            return Step()
+        deadline = time.monotonic() + app.config["MIGRATION_SLICE_SECONDS"]
+        migration = Migration(db, run, settings, deadline=deadline, stop=process.stop)
+        process.active = migration
+        try:
+            flag = conclude(migration)
+        except Exception:
+            # As in the background thread: logged, and the claim lapses after a lease.
+            log.exception("migration run %s crashed", run.run_id)
+            return Step(sliced=True)
+        _finished(process, flag)
+        return Step(flag=flag, sliced=True)
+    finally:
+        process.active = None
+        # The slice moved the claim (handed over, or complete): the next poll reads it anew.
+        _forget_claim(process)
+        process.slicing.release()
+
+
+def _finished(process: ProcessState, flag: Flag | None) -> None:
+    if flag is not None:
+        process.finished = flag
+        process.flag_workspace = (flag.workspace_id,)
+        process.flag_seen = True
+
+
+def migrated_workspace_id() -> str | None:
+    """The workspace the migration filled (None before the flag or on a fresh install); the
+    flag is read once per process, then remembered (it never changes)."""
+    process = state()
+    if process.flag_workspace is None:
+        flag = read_flag(get_db())
+        if flag is None:
+            return None
+        process.flag_workspace = (flag.workspace_id,)
+    return process.flag_workspace[0]
+
+
+# --- a process that exits -------------------------------------------------------------------
+
+_processes: weakref.WeakSet[ProcessState] = weakref.WeakSet()
+_exit_hook_registered = False
+
+
+def stop_runs(process: ProcessState, join_seconds: float = EXIT_JOIN_SECONDS) -> None:
+    """Stop this process's run at its next page and hand the claim over (it publishes its
+    verified cursors); if the run does not stop in time, hand over from here: the claim's new
+    version stops its heartbeat, and the takeover's fences refuse its late writes."""
+    process.stop.set()
+    thread, migration = process.thread, process.active
+    if thread is not None and thread.is_alive():
+        thread.join(join_seconds)
+        if thread.is_alive() and migration is not None:
+            log.warning("migration run %s did not stop in time; handing over", migration.run.run_id)
+            hand_over(migration.db, migration.run, migration.progress)
+
+
+def _stop_all_runs() -> None:
+    for process in list(_processes):
+        try:
+            stop_runs(process)
+        except Exception:
+            log.exception("could not hand the migration over at exit")
+
+
+def _register_exit_hook() -> None:
+    """Once per interpreter. Registered with threading's exit hooks where there are (they run
+    before the interpreter joins non-daemon threads, such as the copy's thread pool, which
+    would otherwise finish the whole copy first); atexit elsewhere. gunicorn workers leave
+    through sys.exit on SIGTERM and on max_requests, so this runs in both."""
+    global _exit_hook_registered
+    if _exit_hook_registered:
+        return
+    register = getattr(threading, "_register_atexit", None) or atexit.register
+    register(_stop_all_runs)
+    _exit_hook_registered = True
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["migration"] = ProcessState()
+    process = ProcessState()
+    app.extensions["migration"] = process
+    _processes.add(process)
+    _register_exit_hook()

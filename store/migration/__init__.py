@@ -19,6 +19,11 @@ How it stays exactly-once and resumable (PRODUCT.md promises 1-4, 7):
 * The **flag** is written last, in one transaction with a check that the claim is still ours,
   with a client request token so a retry after a lost answer is recognised as our own write.
 
+* A run may be bounded (a **slice**: a deadline, or a stop when its process exits): it stops
+  at the first page boundary after that, publishes its verified counts and cursors and
+  **hands the claim over** (``lease.hand_over``: state ``waiting``, no error, no delay), so the
+  next request takes it at once and resumes there (PRODUCT.md promise 12).
+
 The holder stops copying as soon as it cannot show a heartbeat confirmed within half a lease,
 so a holder that was paused (or cut off) does not keep writing after a takeover.
 

@@ -45,7 +45,7 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 # What people read while the copy is retried after a transient failure (never internals).
-RETRYING_MESSAGE = "DynamoDB is busy right now; retrying shortly."
+RETRYING_MESSAGE = "The database is busy right now; retrying shortly."
 STOPPED_MESSAGE = "The copy stopped and needs the site's operator."
 
 

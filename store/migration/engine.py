@@ -39,7 +39,7 @@ from .errors import (
 )
 from .flag import Flag, write_flag
 from .kept import record_action
-from .lease import Release, publish, refused_claim, release
+from .lease import Release, hand_over, publish, refused_claim, release
 from .rows import (
     COUNT_NAMES,
     ITEM,
@@ -138,6 +138,8 @@ class Migration:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_page: Callable[[int], None] | None = None,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.db = db
         self.run = run
@@ -161,6 +163,22 @@ class Migration:
         self.stop_beating = threading.Event()
         # Heartbeat versions sent without a confirmed answer, with when each was sent.
         self.unconfirmed: dict[str, float] = {}
+        # A slice: copying stops at the first page boundary after ``deadline`` (on
+        # ``monotonic``) or once ``stop`` is set (the process is exiting); the run then ends
+        # with its verified progress handed over instead of a flag.
+        self.deadline = deadline
+        self.stop = stop
+
+    def pause_requested(self) -> bool:
+        if self.stop is not None and self.stop.is_set():
+            return True
+        return self.deadline is not None and self.monotonic() >= self.deadline
+
+    def items_done(self) -> bool:
+        done = s("done")
+        segments = self.run.claim.total_segments
+        with self.progress.lock:
+            return all(self.progress.cursors.get(str(i)) == done for i in range(segments))
 
     # The fence: copying continues only while a recent heartbeat proves the claim is ours.
     def check_fence(self) -> None:
@@ -408,6 +426,9 @@ class Migration:
             self.progress.page_done(segment, len(rows) - kept, next_key, kept=kept)
             if self.on_page:
                 self.on_page(segment)
+            # After a verified page, never before the first: every slice moves the copy on.
+            if next_key and self.pause_requested():
+                return
 
     def _estimate_items(self, members: int, settings: int) -> None:
         """A total for the progress bar only: an exact count would be a second full Scan
@@ -427,8 +448,11 @@ class Migration:
             with self.progress.lock:
                 self.progress.items_total = estimate
 
-    def execute(self) -> Flag:
-        """Copy, verify and flag; raise MigrationError (no flag) when that cannot be done."""
+    def execute(self) -> Flag | None:
+        """Copy, verify and flag; raise MigrationError (no flag) when that cannot be done.
+
+        None: the slice ended (deadline or stop) with items left; the progress is verified
+        and ready to hand over."""
         beater = threading.Thread(target=self._beat_forever, name="migration-heartbeat")
         beater.daemon = True
         beater.start()
@@ -441,6 +465,8 @@ class Migration:
                 self._estimate_items(len(members), len(settings))
             self.progress.phase = "items"
             self._copy_all(members, settings)
+            if not self.items_done():
+                return None
             self.progress.phase = "finishing"
         finally:
             self.stop_beating.set()
@@ -521,16 +547,23 @@ class Migration:
 
 
 def run_migration(db: Database, run: Run, settings: Settings, **options: Any) -> Flag | None:
-    """Execute a held run; on any failure release the claim, classified, and return None.
+    """Execute a held run: the flag, or None (see ``conclude``)."""
+    return conclude(Migration(db, run, settings, **options))
 
-    One log line per attempt says how it ended and why: a warning for a transient failure
-    (the claim waits out a backoff, kept in the claim across runs), an error for a permanent
-    one (the claim is failed until the operator's ``migration retry``)."""
-    migration = Migration(db, run, settings, **options)
+
+def conclude(migration: Migration) -> Flag | None:
+    """Execute ``migration``: the flag, or None after handing the claim over (its slice
+    ended, or the process is stopping) or releasing it (it failed, classified).
+
+    One log line per failed attempt says how it ended and why: a warning for a transient
+    failure (the claim waits out a backoff, kept in the claim across runs), an error for a
+    permanent one (the claim is failed until the operator's ``migration retry``)."""
+    db, run = migration.db, migration.run
     try:
-        return migration.execute()
+        flag = migration.execute()
     except LostClaim as exc:
         log.warning("migration run %s stopped: %s", run.run_id, exc)
+        return None
     except BaseException as exc:
         if migration.progress.advanced:
             run.claim.failures = 0  # this run made progress: its failure is the first
@@ -548,4 +581,12 @@ def run_migration(db: Database, run: Run, settings: Settings, **options: Any) ->
         release(db, run, Release(kind, reason))
         if not isinstance(exc, Exception):
             raise  # the interpreter is stopping (KeyboardInterrupt, SystemExit)
-    return None
+        return None
+    if flag is None:
+        log.info(
+            "migration run %s paused after its slice: %d items so far",
+            run.run_id,
+            migration.progress.items,
+        )
+        hand_over(db, run, migration.progress)
+    return flag

@@ -54,15 +54,10 @@ def refused_claim(db: Database, exc: ClientError) -> Claim | None:
     return Claim.from_row(row) if row else read_claim(db)
 
 
-def publish(
-    db: Database, run_id: str, seen: str, new_version: str, progress: Progress, now: str
-) -> None:
-    """A heartbeat: move the claim from version ``seen`` to ``new_version`` and publish the
-    progress. Raises ConditionalCheckFailedException once the claim is not this run's."""
+def _progress_update(progress: Progress) -> tuple[list[str], dict[str, Any], str]:
+    """The SET clauses, values and REMOVE clause that publish ``progress`` on the claim."""
     values = progress.snapshot()
     sets = [
-        "version = :new",
-        "heartbeatAt = :now",
         "phase = :phase",
         "itemsCopied = :items",
         "settingsCopied = :settings",
@@ -79,10 +74,19 @@ def publish(
         sets += ["lastError = :none", "failures = :zero"]
         values[":none"], values[":zero"] = s(""), n(0)
         removes = " REMOVE failedReason"
+    return sets, values, removes
+
+
+def publish(
+    db: Database, run_id: str, seen: str, new_version: str, progress: Progress, now: str
+) -> None:
+    """A heartbeat: move the claim from version ``seen`` to ``new_version`` and publish the
+    progress. Raises ConditionalCheckFailedException once the claim is not this run's."""
+    sets, values, removes = _progress_update(progress)
     db.client.update_item(
         TableName=db.table,
         Key=keys.migration_claim(),
-        UpdateExpression="SET " + ", ".join(sets) + removes,
+        UpdateExpression="SET version = :new, heartbeatAt = :now, " + ", ".join(sets) + removes,
         ConditionExpression="#owner = :me AND version = :current",
         # On a refusal the old row comes back: a lost answer shows our own version there.
         ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -131,53 +135,75 @@ def backoff_seconds(failures: int, rng: random.Random | None = None) -> float:
     return base * (1 + (rng or random).uniform(0, BACKOFF_JITTER))
 
 
+def _release_update(
+    run: Run, outcome: Release, now: float, rng: random.Random | None
+) -> tuple[list[str], dict[str, Any], str]:
+    """What ``release`` writes for ``outcome``, besides the new version."""
+    if outcome.kind == "handover":
+        due = s(iso(datetime.fromtimestamp(now, UTC)))
+        return (
+            ["#state = :state", "nextAttemptAt = :next"],
+            {":state": s(STATE_WAITING), ":next": due},
+            "",
+        )
+    failures = run.claim.failures + 1
+    sets = [
+        "#state = :state",
+        "failures = :failures",
+        "failedReason = :reason",
+        "lastError = :message",
+    ]
+    values: dict[str, Any] = {":failures": n(failures), ":reason": s(outcome.reason[:500])}
+    if outcome.kind == "permanent":
+        values[":state"], values[":message"] = s(STATE_FAILED), s(STOPPED_MESSAGE)
+        return sets, values, " REMOVE nextAttemptAt"
+    values[":state"], values[":message"] = s(STATE_WAITING), s(RETRYING_MESSAGE)
+    retry_at = now + backoff_seconds(failures, rng)
+    values[":next"] = s(iso(datetime.fromtimestamp(retry_at, UTC)))
+    return [*sets, "nextAttemptAt = :next"], values, ""
+
+
 def release(
     db: Database,
     run: Run,
     outcome: Release,
     *,
+    progress: Progress | None = None,
     wall: Callable[[], float] = time.time,
     rng: random.Random | None = None,
     attempts: int = 3,
 ) -> bool:
-    """Hand the claim back after a run (see ``Release`` for the three cases); True once the
-    claim shows the release. ``run.claim.failures`` is the failures before this run (the
-    engine sets it to 0 when the run made progress).
+    """Hand the claim back after a run (see ``Release`` for the three cases), publishing
+    ``progress`` with it when given; True once the claim shows the release.
+    ``run.claim.failures`` is the failures before this run (the engine sets it to 0 when the
+    run made progress).
 
     An answer lost on the way is recognised: a repeat finds the claim already released by
     this run (its own new version, returned with the refusal). False when another run holds
     the claim, or DynamoDB could not be reached ``attempts`` times: then the lease lapses."""
     new_version = new_id()
-    now = wall()
-    sets = ["#state = :state", "version = :new"]
-    values: dict[str, Any] = {":new": s(new_version), ":me": s(run.run_id)}
-    removes = ""
-    if outcome.kind == "handover":
-        values[":state"] = s(STATE_WAITING)
-        sets.append("nextAttemptAt = :next")
-        values[":next"] = s(iso(datetime.fromtimestamp(now, UTC)))
-    else:
-        failures = run.claim.failures + 1
-        sets += ["failures = :failures", "failedReason = :reason", "lastError = :message"]
-        values[":failures"] = n(failures)
-        values[":reason"] = s(outcome.reason[:500])
-        if outcome.kind == "transient":
-            values[":state"], values[":message"] = s(STATE_WAITING), s(RETRYING_MESSAGE)
-            due = now + backoff_seconds(failures, rng)
-            sets.append("nextAttemptAt = :next")
-            values[":next"] = s(iso(datetime.fromtimestamp(due, UTC)))
+    sets, values, removes = _release_update(run, outcome, wall(), rng)
+    if progress is not None:
+        more_sets, more_values, more_removes = _progress_update(progress)
+        sets, values = [*more_sets, *sets], {**more_values, **values}
+        # A failure's own reason wins over the progress's "the trouble is over".
+        if outcome.kind != "handover":
+            sets = [c for c in sets if c not in ("lastError = :none", "failures = :zero")]
         else:
-            values[":state"], values[":message"] = s(STATE_FAILED), s(STOPPED_MESSAGE)
-            removes = " REMOVE nextAttemptAt"
+            removes = removes or more_removes
+    values.update({":new": s(new_version), ":me": s(run.run_id), ":running": s(STATE_RUNNING)})
+    update = "SET version = :new, " + ", ".join(sets) + removes
     for attempt in range(1, attempts + 1):
         try:
             db.client.update_item(
                 TableName=db.table,
                 Key=keys.migration_claim(),
-                UpdateExpression="SET " + ", ".join(sets) + removes,
+                UpdateExpression=update,
                 ConditionExpression="#owner = :me AND #state = :running",
                 ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
-                ExpressionAttributeValues={**values, ":running": s(STATE_RUNNING)},
+                ExpressionAttributeValues={
+                    k: v for k, v in values.items() if k in update or k in (":me", ":running")
+                },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return True
@@ -195,6 +221,14 @@ def release(
             problem = operator_reason(exc)
         log.warning("could not release the migration claim (try %d): %s", attempt, problem)
     return False
+
+
+def hand_over(db: Database, run: Run, progress: Progress) -> bool:
+    """End a run that stopped between pages (its slice is over, or its process is exiting)
+    without a failure: publish its verified progress and leave the claim ``waiting``, due at
+    once, so the next request takes it straight away and resumes at these cursors. The new
+    version also stops this run's own heartbeat should one still be beating."""
+    return release(db, run, HANDOVER, progress=progress)
 
 
 def reset_for_retry(db: Database, seen: Claim, wall: Callable[[], float] = time.time) -> bool:
