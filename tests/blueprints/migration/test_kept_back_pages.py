@@ -39,8 +39,13 @@ def test_people_land_past_the_preparing_page_and_owners_see_the_kept_back_rows(
     member = next(a for a in accounts if a.role == "member")
     web.login(owner.email)
 
-    assert web.get("/").status_code == 303  # the preparing page, once
-    wait_for(lambda: web.get("/preparing/progress?next=/").json["done"])
+    first = web.get("/")
+    # A small table is copied inside the first request (a slice); else the preparing page.
+    if first.status_code == 303:
+        assert "/preparing" in first.headers["Location"]
+        wait_for(lambda: web.get("/preparing/progress?next=/").json["done"])
+    else:
+        assert first.headers["Location"].startswith("/w/")
     for person in (web, other_web):
         if person is other_web:
             other_web.login(member.email)
