@@ -23,7 +23,8 @@ from devtools import embedded_db
 from store import batch, keys, schema
 from store.db import Database, build_client
 from store.migration import legacy
-from store.migration.claim import ClaimObserver, try_acquire
+from store.migration.acquire import try_acquire
+from store.migration.claim import ClaimObserver
 from store.migration.engine import Settings, run_migration
 from store.migration.flag import read_flag
 from store.migration.v1 import SCAN_PAGE_LIMIT, scan_v1_items

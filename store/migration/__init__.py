@@ -18,7 +18,14 @@ How it stays exactly-once and resumable (PRODUCT.md promises 1-4, 7):
   a later run resumes there.
 * The **flag** is written last, in one transaction with a check that the claim is still ours,
   with a client request token so a retry after a lost answer is recognised as our own write.
-
+* A v1 row v2 cannot store as it is (an index key of the wrong type, a key too long once
+  prefixed, too large with its v2 keys, a name v2 sets itself) is **kept back**: never altered,
+  never dropped, recorded with its reason, and the rest is copied (PRODUCT.md promise 10). The
+  flag is written only when copied + kept back equals a fresh count of the v1 rows.
+* A run that fails is **classified** (``errors.classify``): a transient failure leaves the
+  claim ``waiting`` with a backoff across runs (``nextAttemptAt``), a permanent one leaves it
+  ``failed`` until the operator's ``migration retry``; every write on the claim recognises its
+  own earlier try whose answer was lost (PRODUCT.md promise 11).
 * A run may be bounded (a **slice**: a deadline, or a stop when its process exits): it stops
   at the first page boundary after that, publishes its verified counts and cursors and
   **hands the claim over** (``lease.hand_over``: state ``waiting``, no error, no delay), so the
@@ -41,10 +48,17 @@ The modules, each owning one part (callers import from the module that owns a na
   as identical.
 * ``kept``: the records of rows kept back because v2 cannot store them as they are.
 * ``v1``: reading the v1 rows (Scan for items, Query for settings and members).
-* ``claim``: the claim row, its lease and heartbeat, the writers' fences, taking over.
+* ``claim``: the claim row, its states and progress, the writers' fence rows.
+* ``acquire``: taking the claim (first, or over a lapsed or released one), or recording
+  that the server refused it for good.
+* ``lease``: what a holder writes while it holds the claim (heartbeats) and how it lets go
+  (a failure, transient or permanent, or a slice's hand-over); the operator's retry.
+* ``heartbeat``: the holder's heartbeat thread and the fence check every copy waits on.
+* ``fenced``: the copy's fenced transactions, narrowed to the rows DynamoDB refuses.
 * ``flag``: the flag row, written once and last.
-* ``engine``: one run of the copy, from a held claim to the flag.
+* ``engine``: one run of the copy (or one slice of it), from a held claim to the flag.
 * ``check``: verifying the copy and deleting v1 rows afterwards (operator commands).
 * ``legacy``: a v1 data set for demos and tests, written exactly as v1 stored it.
-* ``errors``: why a run stopped, and reading a cancelled transaction by position.
+* ``errors``: why a run stopped, which failures are worth another run, and reading a
+  cancelled transaction by position.
 """

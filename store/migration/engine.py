@@ -11,35 +11,34 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from store import keys
-from store.batch import chunk_requests, get_many, is_retryable, retry
+from store.batch import get_many
 from store.db import (
     Database,
     RawItem,
-    cancellation_reasons,
     error_code,
-    new_id,
     now_iso,
     parse_iso,
     s,
 )
 
-from .claim import Progress, Run, fence_check
+from .claim import Progress, Run
 from .errors import (
     TRANSIENT,
+    Aborted,
     LostClaim,
-    MigrationError,
     RowRejected,
     V1Changed,
     classify,
-    failed_at,
     operator_reason,
 )
+from .fenced import FencedWrites, Pair, row_key
 from .flag import Flag, write_flag
+from .heartbeat import Heartbeating
 from .kept import record_action
-from .lease import Release, hand_over, publish, refused_claim, release
+from .lease import Release, hand_over, release
 from .rows import (
     COUNT_NAMES,
     ITEM,
@@ -57,51 +56,6 @@ from .v1 import count_v1, scan_v1_items, v1_partition
 
 log = logging.getLogger(__name__)
 
-MAX_TRANSACTION_ITEMS = 100
-# DynamoDB's 4 MB per transaction, less a margin for the request around the items.
-TRANSACTION_BYTES = 4 * 1024 * 1024 - 64 * 1024
-RETRYABLE_TRANSACTION_ERRORS = frozenset(
-    {"TransactionConflictException", "TransactionInProgressException"}
-)
-# Cancellation reasons that say "try again", per item ("None" for the items that were fine).
-RETRYABLE_CANCELLATIONS = frozenset(
-    {"None", None, "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-)
-# A fenced copy's transaction: the writer's fence check first, then the rows.
-FENCE_CHECK = 0
-
-# One v1 row on its way: its kind, the v1 row, and its v2 copy.
-Pair = tuple[str, RawItem, RawItem]
-# A v2 key as a pair of strings; rows refused by DynamoDB are named by it.
-RowKey = tuple[str, str]
-
-
-def _action_key(action: dict[str, Any]) -> RowKey:
-    body = action.get("Put", {}).get("Item") or action["Update"]["Key"]
-    return body[keys.PK]["S"], body[keys.SK]["S"]
-
-
-def _is_validation(exc: ClientError) -> bool:
-    return error_code(exc) == "ValidationException" or "ValidationError" in cancellation_reasons(
-        exc
-    )
-
-
-def _key(row: RawItem) -> RowKey:
-    return row[keys.PK]["S"], row[keys.SK]["S"]
-
-
-def _message(exc: ClientError) -> str:
-    """DynamoDB's own words: the cancellation reason's message when there is one."""
-    for reason in exc.response.get("CancellationReasons", []):
-        if reason.get("Code") == "ValidationError" and reason.get("Message"):
-            return str(reason["Message"])
-    return str(exc.response.get("Error", {}).get("Message", error_code(exc)))
-
-
-class _Aborted(MigrationError):
-    """A writer stopped because a sibling writer failed first."""
-
 
 @dataclass
 class Settings:
@@ -111,22 +65,7 @@ class Settings:
     segments: int = 4
 
 
-def _transient_copy_error(exc: Exception) -> bool:
-    """Whether a fenced copy that failed this way is worth sending again after a pause."""
-    if not isinstance(exc, ClientError):
-        return False
-    code = error_code(exc)
-    return (
-        code in RETRYABLE_TRANSACTION_ERRORS
-        or (
-            code == "TransactionCanceledException"
-            and set(cancellation_reasons(exc)) <= RETRYABLE_CANCELLATIONS
-        )
-        or is_retryable(exc)
-    )
-
-
-class Migration:
+class Migration(Heartbeating, FencedWrites):
     """One run of the copy, from a held claim to the flag."""
 
     def __init__(
@@ -180,155 +119,7 @@ class Migration:
         with self.progress.lock:
             return all(self.progress.cursors.get(str(i)) == done for i in range(segments))
 
-    # The fence: copying continues only while a recent heartbeat proves the claim is ours.
-    def check_fence(self) -> None:
-        if self.aborted.is_set():
-            raise _Aborted("stopped because another part of the copy failed")
-        if self.lost.is_set():
-            raise LostClaim("another run took over the migration")
-        if self.monotonic() - self.confirmed_at > self.settings.lease / 2:
-            self.lost.set()
-            raise LostClaim("no heartbeat confirmed for half a lease; stopping to be safe")
-
-    def heartbeat(self) -> bool:
-        """Move the claim's version and publish progress; False once the claim is not ours.
-
-        A heartbeat whose answer was lost (a timeout, a closed connection) may still have
-        landed: its version is remembered with the moment it was sent, and when a later
-        heartbeat is refused, the claim the refusal shows is recognised as our own if it
-        carries one of those versions. A lost answer never costs the lease."""
-        new_version = new_id()
-        sent_at = self.monotonic()
-        self.unconfirmed[new_version] = sent_at
-        try:
-            publish(
-                self.db,
-                self.run.run_id,
-                self.version,
-                new_version,
-                self.progress,
-                now_iso(self.wall),
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return self._recognise(exc)
-            log.warning("migration heartbeat failed (%s); will retry", error_code(exc))
-            return True
-        except BotoCoreError as exc:
-            log.warning("migration heartbeat got no answer (%s); will retry", exc)
-            return True
-        self._confirmed(new_version, self.monotonic())
-        return True
-
-    def _recognise(self, exc: ClientError) -> bool:
-        try:
-            found = refused_claim(self.db, exc)
-        except (ClientError, BotoCoreError) as error:
-            log.warning("migration heartbeat refused and the claim unreadable (%s)", error)
-            return True  # the fence stops the copy if this lasts half a lease
-        if found is not None and found.owner == self.run.run_id:
-            sent_at = self.unconfirmed.get(found.version)
-            if sent_at is not None:
-                log.info("migration heartbeat: an answer was lost; the claim is still ours")
-                self._confirmed(found.version, sent_at)
-                return True
-        self.lost.set()
-        return False
-
-    def _confirmed(self, version: str, since: float) -> None:
-        """The claim is ours at ``version``, as of ``since`` (when that write was sent)."""
-        self.version = version
-        self.confirmed_at = max(self.confirmed_at, since)
-        self.unconfirmed.clear()
-
-    def _beat_forever(self) -> None:
-        interval = min(self.settings.lease / 3, 1.0)
-        while not self.stop_beating.wait(interval):
-            try:
-                if not self.heartbeat():
-                    return
-            except Exception:
-                # Never die silently: the fence stops the copy if beats keep failing.
-                log.exception("migration heartbeat failed; will retry")
-
     # -- copying --
-
-    def _write(
-        self, rows: list[RawItem], records: list[dict[str, Any]], writer: int
-    ) -> dict[RowKey, str]:
-        """Put copies and records of kept-back rows in fenced transactions; return the
-        copies DynamoDB refused on their own, by key, with its message."""
-        deadline = self.monotonic() + self.settings.budget
-        actions = [*records, *({"Put": {"TableName": self.db.table, "Item": r}} for r in rows)]
-        rejected: dict[RowKey, str] = {}
-        # <= 99 actions per transaction: the writer's fence check is the 100th.
-        for chunk in chunk_requests(
-            actions,
-            max_count=MAX_TRANSACTION_ITEMS - 1,
-            max_bytes=TRANSACTION_BYTES,
-            key=_action_key,
-        ):
-            self.check_fence()
-            rejected.update(self._write_fenced(chunk, writer, deadline))
-        return rejected
-
-    def _write_fenced(
-        self, chunk: list[dict[str, Any]], writer: int, deadline: float
-    ) -> dict[RowKey, str]:
-        """Run actions in one transaction that holds only while this writer's fence is ours.
-
-        DynamoDB itself rejects the write once another run has taken over, however late it
-        arrives (a paused process, a request re-sent by the SDK, a slow network): no check
-        made in this process before sending could promise that. A transaction refused as
-        invalid is narrowed down to the rows DynamoDB will not take, which are returned."""
-        actions = [fence_check(self.db, writer, self.run.run_id), *chunk]
-
-        def send() -> dict[RowKey, str]:
-            try:
-                self.db.client.transact_write_items(TransactItems=actions)
-            except ClientError as exc:
-                if failed_at(cancellation_reasons(exc), FENCE_CHECK):
-                    self.lost.set()
-                    raise LostClaim("another run took over: this writer's fence moved") from exc
-                if _is_validation(exc) and len(chunk) > 1:
-                    return self._find_rejected_rows(chunk, writer, deadline, exc)
-                if _is_validation(exc):
-                    return self._rejected_alone(chunk[0], exc)
-                raise
-            return {}
-
-        return retry(
-            send,
-            transient=_transient_copy_error,
-            deadline=deadline,
-            monotonic=self.monotonic,
-            before_retry=self.check_fence,
-            what=f"{len(chunk)} copies",
-        )
-
-    def _find_rejected_rows(
-        self, chunk: list[dict[str, Any]], writer: int, deadline: float, cause: ClientError
-    ) -> dict[RowKey, str]:
-        """A transaction refused as invalid: send each action alone to find the rows
-        DynamoDB will not take (the others land). None alone refused: the page is."""
-        rejected: dict[RowKey, str] = {}
-        for action in chunk:
-            rejected.update(self._write_fenced([action], writer, deadline))
-        if not rejected:
-            raise RowRejected(
-                f"DynamoDB refused a page of copies, but no single row: {_message(cause)}"
-            ) from cause
-        return rejected
-
-    def _rejected_alone(self, action: dict[str, Any], exc: ClientError) -> dict[RowKey, str]:
-        """A copy refused on its own is kept back; anything else refused is a real failure."""
-        row = action.get("Put", {}).get("Item")
-        if row is None or not row[keys.SK]["S"].startswith(
-            (keys.ITEM_PREFIX, keys.SETTING_PREFIX, keys.MEMBER_PREFIX)
-        ):
-            raise RowRejected(f"DynamoDB refused {_action_key(action)}: {_message(exc)}") from exc
-        log.warning("DynamoDB refused the copy %s: %s", _action_key(action), _message(exc))
-        return {_action_key(action): "DynamoDB refused the copy: " + _message(exc)}
 
     def _copy_verified(self, pairs: list[Pair], writer: int) -> Counter[str]:
         """Write the v2 copies (and a record of each row kept back), read them back, and
@@ -350,9 +141,9 @@ class Migration:
             rejected = self._write([copy for *_, copy in pending], records, writer)
             records = []
             if rejected:
-                refused = [p for p in pending if _key(p[2]) in rejected]
-                pending = [p for p in pending if _key(p[2]) not in rejected]
-                newly = [(kind, v1, rejected[_key(copy)]) for kind, v1, copy in refused]
+                refused = [p for p in pending if row_key(p[2]) in rejected]
+                pending = [p for p in pending if row_key(p[2]) not in rejected]
+                newly = [(kind, v1, rejected[row_key(copy)]) for kind, v1, copy in refused]
                 kept += newly
                 # The records of rows refused now: they never fail, so nothing comes back.
                 if self._write([], self._records(newly), writer):
@@ -489,7 +280,7 @@ class Migration:
         failures = [e for f in futures if (e := f.exception()) is not None]
         if failures:
             # The first real cause, not a sibling's "stopped because another part failed".
-            causes = [e for e in failures if not isinstance(e, _Aborted)]
+            causes = [e for e in failures if not isinstance(e, Aborted)]
             raise (causes or failures)[0]
 
     def _check_counts(self) -> dict[str, int]:

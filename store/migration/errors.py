@@ -70,6 +70,10 @@ class LostClaim(MigrationError):
     """Another run took the claim over; this one must not write anything more."""
 
 
+class Aborted(MigrationError):
+    """A writer stopped because a sibling writer failed first."""
+
+
 class RowRejected(MigrationError):
     """DynamoDB refused a page of copies as invalid, and no single row explains it (a row it
     refuses on its own is kept back instead, and the copy goes on)."""

@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 
 from store.db import Database, build_client
 from store.migration import legacy
-from store.migration.claim import ClaimObserver, try_acquire
+from store.migration.acquire import try_acquire
+from store.migration.claim import ClaimObserver
 from store.migration.engine import Settings, run_migration
 from store.migration.flag import Flag
 from tests.support.helpers import is_moto, seed_v1

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from store.migration.claim import STATE_FAILED, ClaimObserver, read_claim, try_acquire
+from store.migration.acquire import try_acquire
+from store.migration.claim import STATE_FAILED, ClaimObserver, read_claim
 from store.migration.lease import Release, release
 from tests.support.helpers import WebClient, hooked, wait_for
 

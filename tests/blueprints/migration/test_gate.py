@@ -10,7 +10,8 @@ import pytest
 
 from blueprints.migration import runner
 from store import batch, keys
-from store.migration.claim import ClaimObserver, read_claim, try_acquire
+from store.migration.acquire import try_acquire
+from store.migration.claim import ClaimObserver, read_claim
 from store.migration.engine import Migration, Settings
 from store.migration.flag import read_flag
 from tests.support.faults import is_fenced_copy

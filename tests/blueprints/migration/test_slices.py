@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from gunicorn.workers.base import Worker
 
-from blueprints.migration import runner
+from blueprints.migration import hosting, runner
 from store import keys
 from store.migration.claim import STATE_WAITING, read_claim
 from store.migration.flag import read_flag
@@ -147,7 +147,7 @@ class _FakeWorker(Worker):
         pass
 
     def serve(self, environ: dict[str, Any]) -> tuple[str, str]:
-        return runner.detect_mode(environ, {})
+        return hosting.detect_mode(environ, {})
 
 
 GUNICORN_SYNC = {"SERVER_SOFTWARE": "gunicorn/27.0.1", "wsgi.multithread": False}
@@ -170,7 +170,7 @@ def test_auto_detection_picks_request_mode_where_the_host_gives_no_time_outside_
     environ, env, max_requests, expected
 ):
     if max_requests is None:
-        mode, why = runner.detect_mode(environ, env)
+        mode, why = hosting.detect_mode(environ, env)
     else:
         mode, why = _FakeWorker(max_requests).serve(environ)
 
@@ -191,7 +191,7 @@ def test_auto_detection_picks_request_mode_where_the_host_gives_no_time_outside_
 def test_auto_detection_under_uwsgi_depends_on_its_threads(monkeypatch, options, expected):
     monkeypatch.setitem(sys.modules, "uwsgi", types.SimpleNamespace(opt=options))
 
-    mode, why = runner.detect_mode({"SERVER_SOFTWARE": "uWSGI"}, {})
+    mode, why = hosting.detect_mode({"SERVER_SOFTWARE": "uWSGI"}, {})
 
     assert mode == expected, why
 

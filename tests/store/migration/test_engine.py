@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 from store import batch, keys
 from store.db import Database
-from store.migration.claim import STATE_WAITING, ClaimObserver, read_claim, try_acquire
+from store.migration.acquire import try_acquire
+from store.migration.claim import STATE_WAITING, ClaimObserver, read_claim
 from store.migration.engine import Migration, Settings, run_migration
 from store.migration.errors import LostClaim, MigrationError
 from store.migration.flag import Flag, read_flag, write_flag

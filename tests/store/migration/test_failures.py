@@ -18,13 +18,13 @@ from botocore.exceptions import (
 from store import batch, keys
 from store.batch import BudgetExceeded
 from store.db import parse_iso
+from store.migration.acquire import try_acquire
 from store.migration.claim import (
     STATE_FAILED,
     STATE_RUNNING,
     STATE_WAITING,
     ClaimObserver,
     read_claim,
-    try_acquire,
 )
 from store.migration.engine import Migration, Settings
 from store.migration.errors import MigrationError, V1Changed, classify

@@ -20,7 +20,7 @@ point the app's ``DYNAMODB_ENDPOINT`` at ``proxy.url`` and steer the faults from
 A fault is set on a *target*: an operation name (from the ``X-Amz-Target`` header,
 ``DynamoDB_20120810.<Operation>``), which matches every call of that operation, or a
 ``Target``: an operation plus a predicate on the request's JSON body. ``COPIES`` is the
-migration's copy transactions (store/migration/engine.py ``Migration._write_fenced``): a
+migration's copy transactions (store/migration/fenced.py ``FencedWrites._write_fenced``): a
 TransactWriteItems with a ``ConditionCheck`` on a ``MIGRATION``/``FENCE#<n>`` row. The claim,
 takeover and flag transactions have no such check, so they pass untouched by faults on
 ``COPIES``. When a call matches several targets with faults, a predicate target's faults win
