@@ -16,7 +16,8 @@ from store.migration.acquire import try_acquire
 from store.migration.claim import ClaimObserver
 from store.migration.engine import Settings, run_migration
 from store.migration.flag import Flag
-from tests.support.helpers import is_moto, seed_v1
+from store.migration.rows import same_data
+from tests.support.helpers import is_moto, rows_with, scan_all, seed_v1
 
 FAST = Settings(lease=30.0, budget=3.0, writers=4, segments=4)
 
@@ -85,3 +86,37 @@ def migrate(
     )
     assert run is not None, "the claim was not free"
     return run_migration(database, run, settings, **options)
+
+
+def v1_rows(database: Database) -> dict[str, list[dict[str, Any]]]:
+    rows = scan_all(database)
+    return {
+        "items": [r for r in rows if r["PK"]["S"].startswith("ITEM#") and r["SK"]["S"] == "ITEM"],
+        "settings": [r for r in rows if r["PK"]["S"] == "SETTINGS"],
+        "members": [r for r in rows if r["PK"]["S"] == "MEMBERS"],
+    }
+
+
+def assert_exact_copy(database: Database, flag: Flag) -> None:
+    """Every v1 row has exactly one identical v2 copy in the flag's workspace."""
+    ws = flag.workspace_id
+    v1 = v1_rows(database)
+    v2 = {(r["PK"]["S"], r["SK"]["S"]): r for r in rows_with(database, f"WORKSPACE#{ws}")}
+    for row in v1["items"]:
+        copy = v2[(f"WORKSPACE#{ws}", "ITEM#" + row["PK"]["S"][len("ITEM#") :])]
+        assert same_data(row, copy)
+    for row in v1["settings"]:
+        assert same_data(row, v2[(f"WORKSPACE#{ws}", "SET#" + row["SK"]["S"])])
+    for row in v1["members"]:
+        copy = v2[(f"WORKSPACE#{ws}", "MEMBER#" + row["SK"]["S"])]
+        assert same_data(row, copy)
+        assert copy["role"] == row["role"]
+        assert copy["GSI1PK"] == {"S": "USER#" + row["SK"]["S"]}
+    counted = {k: len(v) for k, v in v1.items()}
+    assert (flag.items, flag.settings, flag.members) == (
+        counted["items"],
+        counted["settings"],
+        counted["members"],
+    )
+    v2_items = [k for k in v2 if k[1].startswith("ITEM#")]
+    assert len(v2_items) == counted["items"]
