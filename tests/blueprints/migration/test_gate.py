@@ -164,6 +164,8 @@ def test_progress_never_goes_down_and_the_user_lands_where_they_were_going(
 
     monkeypatch.setattr(client, "transact_write_items", slow)
     app.config["MIGRATION_LEASE_SECONDS"] = 0.9  # heartbeats every 0.3 s publish progress
+    # No inline slice: the first request answers at once and the polls watch the whole copy.
+    app.config["MIGRATION_SLICE_SECONDS"] = 0
     # Re-read the claim at every poll (not every 2 s), so a quick copy is seen moving.
     monkeypatch.setattr(runner, "CLAIM_POLL_SECONDS", 0.0)
     web.login(accounts[0].email)
