@@ -19,7 +19,7 @@
       status.textContent = p.items + " items copied so far.";
     }
     if (p.retrying) {
-      status.textContent = "DynamoDB is busy right now, so we are retrying automatically. " +
+      status.textContent = "The database is busy right now, so we are retrying automatically. " +
         "You don't need to do anything.";
     }
   }

@@ -13,7 +13,7 @@ from .db import (
     Database,
     RawItem,
     cancellation_reasons,
-    error_code,
+    condition_failed,
     n,
     new_id,
     now_iso,
@@ -96,7 +96,7 @@ def replace_password_hash(db: Database, user_id: str, old_hash: str, new_hash: s
         )
         return True
     except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             return False
         raise
 

@@ -92,6 +92,11 @@ def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
+def condition_failed(exc: ClientError) -> bool:
+    """Whether a single-item write was refused by its ConditionExpression."""
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
 def cancellation_reasons(exc: ClientError) -> list[str | None]:
     """Why a transaction was cancelled, one code per action in the order they were sent
     (``"None"`` for an action that was fine); empty for any other error."""
@@ -140,7 +145,7 @@ def put_if_absent(db: Database, item: RawItem) -> bool:
     try:
         db.client.put_item(TableName=db.table, Item=item, ConditionExpression=IF_ABSENT)
     except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             return False
         raise
     return True

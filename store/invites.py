@@ -26,6 +26,7 @@ from .db import (
     CONFLICT_RETRIES,
     Database,
     RawItem,
+    condition_failed,
     error_code,
     n,
     new_id,
@@ -193,7 +194,7 @@ def revoke(db: Database, workspace_id: str, invite_id: str) -> bool:
     try:
         db.client.update_item(**_revoke_action(db, workspace_id, invite_id)["Update"])
     except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             return False
         raise
     return True

@@ -11,7 +11,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import keys
-from .db import Database, RawItem, error_code, new_id, now_iso, put_if_absent, s, text
+from .db import (
+    Database,
+    RawItem,
+    condition_failed,
+    new_id,
+    now_iso,
+    put_if_absent,
+    s,
+    text,
+)
 
 STATUSES = ("open", "done")
 # The form's fields and the DynamoDB type each must have for the form to edit it.
@@ -234,7 +243,7 @@ def update_item(db: Database, item: Item, fields: ItemFields) -> Item:
             ExpressionAttributeValues=attribute_values,
         )
     except ClientError as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
+        if not condition_failed(exc):
             raise
         if get_item(db, item.workspace_id, item.item_id) is None:
             raise ItemGone from exc
@@ -255,7 +264,7 @@ def set_status(db: Database, workspace_id: str, item_id: str, status: str) -> No
             ExpressionAttributeValues={":status": s(status), ":now": s(now_iso())},
         )
     except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             raise ItemGone from exc
         raise
 
@@ -269,7 +278,7 @@ def delete_item(db: Database, workspace_id: str, item_id: str) -> bool:
             ConditionExpression="attribute_exists(PK)",
         )
     except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             return False
         raise
     return True

@@ -19,6 +19,7 @@ from .db import (
     Database,
     RawItem,
     cancellation_reasons,
+    condition_failed,
     error_code,
     n,
     new_id,
@@ -218,7 +219,7 @@ def ensure_owner_count(db: Database, workspace: Workspace) -> None:
             ExpressionAttributeValues={":count": n(owners)},
         )
     except ClientError as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
+        if not condition_failed(exc):
             raise
 
 
@@ -249,7 +250,7 @@ def _run(db: Database, actions: list[dict[str, Any]], *, owner_check_at: int | N
             db.client.transact_write_items(TransactItems=actions)
     except ClientError as exc:
         code = error_code(exc)
-        if code == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             raise MembershipChanged from exc
         if code == "TransactionCanceledException":
             reasons = cancellation_reasons(exc)

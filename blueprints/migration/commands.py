@@ -16,13 +16,12 @@ from store.db import Database, get_db
 from store.migration import check
 from store.migration.claim import STATE_FAILED, STATE_WAITING, Claim, read_claim
 from store.migration.flag import read_flag
-from store.migration.kept import read_kept
+from store.migration.kept import SHOWN_KEPT, read_kept
 from store.migration.lease import reset_for_retry
 from store.migration.v1 import count_v1
 
 migration_cli = AppGroup("migration", help="Inspect, verify and clean up the v1 → v2 move.")
 SHOWN_PER_VERDICT = 50
-SHOWN_KEPT = 50
 
 
 def _printable(value: str) -> str:
@@ -139,7 +138,7 @@ def verify() -> None:
             reason = f" ({_printable(row.reason)})" if row.reason else ""
             click.echo(f"{row.verdict}: {row.kind} {_key(*row.v1_key)}{reason}")
     click.echo(
-        "summary: " + ", ".join(f"{verdicts[v]} {v}" for v in sorted(verdicts)) or "no v1 rows"
+        "summary: " + (", ".join(f"{verdicts[v]} {v}" for v in sorted(verdicts)) or "no v1 rows")
     )
     if not flagged:
         click.echo("note: the flag is not written yet; the migration is still in progress")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+from botocore.exceptions import BotoCoreError, ClientError
 from flask import (
     Blueprint,
     Response,
@@ -19,7 +22,7 @@ from store import accounts, workspaces
 from store.db import get_db
 from store.migration.claim import STATE_FAILED, Claim, read_claim
 from store.migration.flag import Flag, finish_without_data, read_flag
-from store.migration.kept import read_kept
+from store.migration.kept import SHOWN_KEPT, read_kept
 from store.migration.v1 import has_v1_data
 from web import sessions
 from web.security import safe_next
@@ -27,11 +30,12 @@ from web.security import safe_next
 from . import runner
 
 bp = Blueprint("migration", __name__)
+log = logging.getLogger(__name__)
+# DynamoDB not answering the pages' own reads (throttled, unreachable): shown as "retrying".
+DYNAMODB_TROUBLE = (ClientError, BotoCoreError)
 REFRESH_SECONDS = 2
 # The failed page reloads slowly, so people land once the operator has fixed the cause.
 FAILED_REFRESH_SECONDS = 30
-# Kept-back rows listed on the audit page; the rest are counted (`migration status` lists too).
-SHOWN_KEPT = 50
 
 
 @bp.before_app_request
@@ -42,23 +46,28 @@ def gate():
     if not sessions.is_signed_in_page(sessions.requested_view()):
         return None
     user = sessions.current_user()
-    if user is None or runner.flag_seen(cached=False):
-        return None
-    db = get_db()
-    claim = runner.current_claim()
-    if claim is None and not has_v1_data(db):
-        # A fresh install: nothing to copy, so nobody ever sees the preparing page.
-        finish_without_data(db, user.user_id)
-        runner.state().flag_seen = True
-        return None
-    flag = runner.advance(user.user_id, claim, first=True).flag
+    target = request.full_path if request.query_string else request.path
+    if request.method != "GET":
+        target = "/"
+    try:
+        if user is None or runner.flag_seen(cached=False):
+            return None
+        db = get_db()
+        claim = runner.current_claim()
+        if claim is None and not has_v1_data(db):
+            # A fresh install: nothing to copy, so nobody ever sees the preparing page.
+            finish_without_data(db, user.user_id)
+            runner.state().flag_seen = True
+            return None
+        flag = runner.advance(user.user_id, claim, first=True).flag
+    except DYNAMODB_TROUBLE as exc:
+        # The preparing page says "retrying" and carries on by itself; never a 500 here.
+        log.warning("migration gate: DynamoDB did not answer (%s)", type(exc).__name__)
+        flag = None
     if flag is not None:
         # The copy finished inside this request: on to the page asked for, with a note.
         flash(prepared_note(flag), "success")
         return None
-    target = request.full_path if request.query_string else request.path
-    if request.method != "GET":
-        target = "/"
     return redirect(url_for("migration.preparing", next=safe_next(target)), 303)
 
 
@@ -97,9 +106,13 @@ def _progress(claim: Claim | None) -> dict[str, object]:
         "settings": claim.settings_copied,
         "members": claim.members_copied,
         # A claim handed over between slices waits without an error: that is not a retry.
+        # (The error's text is never sent: it is the operator's, `migration status` shows it.)
         "retrying": bool(claim.last_error),
-        "message": claim.last_error,
     }
+
+
+# What the page shows when DynamoDB itself does not answer the page's own reads.
+UNREACHABLE: dict[str, object] = {"phase": "", "items": 0, "itemsTotal": None, "retrying": True}
 
 
 def _failed_page(target: str) -> Response:
@@ -126,15 +139,22 @@ def preparing():
     if person is None:
         return sessions.redirect_to_login()
     target = safe_next(request.args.get("next"))
-    if runner.flag_seen():
-        return redirect(target)
-    claim = runner.current_claim()
-    if claim is not None and claim.state == STATE_FAILED:
-        return _failed_page(target)
-    done, claim = _advance(person.user_id, claim)
+    try:
+        if runner.flag_seen():
+            return redirect(target)
+        claim = runner.current_claim()
+        if claim is not None and claim.state == STATE_FAILED:
+            return _failed_page(target)
+        done, claim = _advance(person.user_id, claim)
+    except DYNAMODB_TROUBLE as exc:
+        log.warning("preparing page: DynamoDB did not answer (%s)", type(exc).__name__)
+        return _preparing_page(target, UNREACHABLE)
     if done:
         return redirect(target)
-    progress = _progress(claim)
+    return _preparing_page(target, _progress(claim))
+
+
+def _preparing_page(target: str, progress: dict[str, object]) -> Response:
     status = 503 if progress["retrying"] else 200
     response = current_app.make_response(
         (
@@ -158,16 +178,23 @@ def progress():
     if person is None:
         return sessions.redirect_to_login()
     target = safe_next(request.args.get("next"))
-    if runner.flag_seen():
-        return jsonify(done=True, next=target)
-    claim = runner.current_claim()
-    if claim is not None and claim.state == STATE_FAILED:
-        # Not OK: the page's script reloads, and the reload shows the failed page.
-        response = jsonify(done=False, failed=True, next=target)
+    try:
+        if runner.flag_seen():
+            return jsonify(done=True, next=target)
+        claim = runner.current_claim()
+        if claim is not None and claim.state == STATE_FAILED:
+            # Not OK: the page's script reloads, and the reload shows the failed page.
+            response = jsonify(done=False, failed=True, next=target)
+            response.status_code = 503
+            response.headers["Retry-After"] = str(FAILED_REFRESH_SECONDS)
+            return response
+        done, claim = _advance(person.user_id, claim)
+    except DYNAMODB_TROUBLE as exc:
+        log.warning("progress poll: DynamoDB did not answer (%s)", type(exc).__name__)
+        response = jsonify(done=False, next=target, **UNREACHABLE)
         response.status_code = 503
-        response.headers["Retry-After"] = str(FAILED_REFRESH_SECONDS)
+        response.headers["Retry-After"] = str(REFRESH_SECONDS)
         return response
-    done, claim = _advance(person.user_id, claim)
     if done:
         return jsonify(done=True, next=target)
     return jsonify(done=False, next=target, **_progress(claim))

@@ -120,7 +120,11 @@ def current_claim() -> Claim | None:
     with cache.lock:
         now = process.clock()
         if cache.read_at is None or now - cache.read_at >= CLAIM_POLL_SECONDS:
-            cache.claim, cache.read_at, cache.tried = read_claim(get_db()), now, False
+            # Stamped before reading: a read that fails holds for the interval too, so
+            # DynamoDB in trouble is not asked again by every poll.
+            cache.read_at, cache.tried = now, True
+            cache.claim = read_claim(get_db())
+            cache.tried = False
         return cache.claim
 
 
@@ -224,9 +228,10 @@ def _acquire(
         )
     except (ClientError, BotoCoreError) as exc:
         # The page still shows progress; a permanent error has marked the claim failed.
+        # This reading stays tried: the next attempt waits for the next reading, so a
+        # throttled take is not repeated by every poll.
         level = logging.ERROR if classify(exc) == PERMANENT else logging.WARNING
         log.log(level, "could not claim the migration: %s", operator_reason(exc))
-        _forget_claim(process)
         return None
     if run is not None:
         _forget_claim(process)
@@ -249,29 +254,33 @@ def _run_slice(app: Flask, user_id: str, claim: Claim | None) -> Step:
     deadline, then write the flag or hand the claim over to the next request."""
     process = state(app)
     if not process.slicing.acquire(blocking=False):
-        return Step()
+        return Step()  # one inline slice at a time per process
     try:
-        settings = settings_from(app)
-        db = get_db()
-        run = _acquire(db, user_id, process, settings, claim)
-        if run is None:
-            return Step()
-        deadline = time.monotonic() + app.config["MIGRATION_SLICE_SECONDS"]
-        migration = Migration(db, run, settings, deadline=deadline, stop=process.stop)
-        process.active = migration
-        try:
-            flag = conclude(migration)
-        except Exception:
-            # As in the background thread: logged, and the claim lapses after a lease.
-            log.exception("migration run %s crashed", run.run_id)
-            return Step(sliced=True)
-        _finished(process, flag)
-        return Step(flag=flag, sliced=True)
+        return _slice(app, process, user_id, claim)
+    finally:
+        process.slicing.release()
+
+
+def _slice(app: Flask, process: ProcessState, user_id: str, claim: Claim | None) -> Step:
+    settings, db = settings_from(app), get_db()
+    run = _acquire(db, user_id, process, settings, claim)
+    if run is None:
+        return Step()  # nothing taken: the cached reading stays, or every poll would read
+    deadline = time.monotonic() + app.config["MIGRATION_SLICE_SECONDS"]
+    migration = Migration(db, run, settings, deadline=deadline, stop=process.stop)
+    process.active = migration
+    try:
+        flag = conclude(migration)
+    except Exception:
+        # As in the background thread: logged, and the claim lapses after a lease.
+        log.exception("migration run %s crashed", run.run_id)
+        return Step(sliced=True)
     finally:
         process.active = None
         # The slice moved the claim (handed over, or complete): the next poll reads it anew.
         _forget_claim(process)
-        process.slicing.release()
+    _finished(process, flag)
+    return Step(flag=flag, sliced=True)
 
 
 def _finished(process: ProcessState, flag: Flag | None) -> None:

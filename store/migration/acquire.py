@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from store import keys
-from store.db import Database, error_code, n, new_id, now_iso, s
+from store.db import Database, cancellation_reasons, error_code, n, new_id, now_iso, s
 
 from .claim import (
     STATE_COMPLETE,
@@ -32,7 +32,14 @@ from .claim import (
     move_seen,
     read_claim,
 )
-from .errors import NETWORK_ERRORS, PERMANENT, classify, operator_reason
+from .errors import (
+    CONDITION_FAILED,
+    NETWORK_ERRORS,
+    PERMANENT,
+    TRANSIENT_CANCELLATIONS,
+    classify,
+    operator_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +167,16 @@ def _transact(db: Database, run_id: str, actions: list[dict[str, Any]]) -> bool:
     try:
         db.client.transact_write_items(TransactItems=actions)
     except ClientError as exc:
-        if error_code(exc) in ("TransactionCanceledException", "TransactionConflictException"):
-            return _names(db, run_id)
-        raise
+        if error_code(exc) not in ("TransactionCanceledException", "TransactionConflictException"):
+            raise
+        if _names(db, run_id):
+            return True
+        # A condition that failed or a race is an ordinary "not ours"; a cancellation for any
+        # other reason (a row the server refuses) will not pass next time either.
+        reasons = set(cancellation_reasons(exc)) - {CONDITION_FAILED}
+        if reasons and classify(exc) == PERMANENT and not reasons <= TRANSIENT_CANCELLATIONS:
+            raise
+        return False
     except NETWORK_ERRORS:
         if _names(db, run_id):
             return True
@@ -209,7 +223,7 @@ def mark_failed(
             db,
             seen,
             "SET #state = :failed, failedReason = :reason, lastError = :message, "
-            "version = :new ADD failures :one",
+            "version = :new ADD failures :one REMOVE nextAttemptAt",
             {
                 ":failed": s(STATE_FAILED),
                 ":reason": s(reason),

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from store import keys
 from store.batch import get_many
-from store.db import Database, RawItem, error_code, s, text
+from store.db import Database, RawItem, condition_failed, s, text
 
 from .kept import kept_by_id, record_id
 from .rows import (
@@ -137,7 +137,7 @@ def delete_if_unchanged(db: Database, row: RawItem) -> str:
     try:
         db.client.delete_item(**params)
     except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             return "kept: changed while cleaning up"
         raise
     return "deleted"

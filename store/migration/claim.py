@@ -34,7 +34,6 @@ STATE_WAITING = "waiting"
 # A permanent error stopped the migration: nobody takes the claim until `migration retry`.
 STATE_FAILED = "failed"
 STATE_COMPLETE = "complete"
-CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 # What people read while the copy is retried after a transient failure (never internals).

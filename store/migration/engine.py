@@ -37,7 +37,7 @@ from .errors import (
 from .fenced import FencedWrites, Pair, row_key
 from .flag import Flag, write_flag
 from .heartbeat import Heartbeating
-from .kept import record_action
+from .kept import forget_all, record_action
 from .lease import Release, hand_over, release
 from .rows import (
     COUNT_NAMES,
@@ -259,11 +259,13 @@ class Migration(Heartbeating, FencedWrites):
             if not self.items_done():
                 return None
             self.progress.phase = "finishing"
+            # Counted while the heartbeat still beats: a full Scan at scale can outlast a lease.
+            kept = self._check_counts()
         finally:
             self.stop_beating.set()
             beater.join()
         self.check_fence()
-        return self._write_flag()
+        return self._write_flag(kept)
 
     def _copy_all(self, members: list[RawItem], settings: list[RawItem]) -> None:
         """The team phase and every item segment in parallel; the first failure stops all."""
@@ -310,13 +312,12 @@ class Migration(Heartbeating, FencedWrites):
             self.progress.cursors.clear()
             self.progress.kept.clear()
             self.progress.items = self.progress.settings = self.progress.members = 0
-        if not self.heartbeat():
-            raise LostClaim("another run took over the migration")
+        forget_all(self.db)
+        # The release after this failure publishes the reset cursors with it.
         raise V1Changed("v1 rows changed during the copy; copying again")
 
-    def _write_flag(self) -> Flag:
+    def _write_flag(self, kept: dict[str, int]) -> Flag:
         """The flag and the claim's completion in one transaction, fenced by the claim."""
-        kept = self._check_counts()
         claim = self.run.claim
         started = parse_iso(claim.started_at)
         flag = Flag(
@@ -354,6 +355,10 @@ def conclude(migration: Migration) -> Flag | None:
         flag = migration.execute()
     except LostClaim as exc:
         log.warning("migration run %s stopped: %s", run.run_id, exc)
+        # The claim may still be ours (no heartbeat confirmed for half a lease after a network
+        # blip): hand it back rather than make everyone wait a lease. The release holds only
+        # while the claim is ours and running, so it changes nothing once another run has it.
+        release(db, run, Release.transient(str(exc)), progress=migration.progress)
         return None
     except BaseException as exc:
         if migration.progress.advanced:
@@ -369,7 +374,8 @@ def conclude(migration: Migration) -> Flag | None:
             run.claim.failures + 1,
             reason,
         )
-        release(db, run, Release(kind, reason))
+        # With the verified progress (the cursors a reset cleared, too).
+        release(db, run, Release(kind, reason), progress=migration.progress)
         if not isinstance(exc, Exception):
             raise  # the interpreter is stopping (KeyboardInterrupt, SystemExit)
         return None

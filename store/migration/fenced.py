@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from store import keys
-from store.batch import chunk_requests, is_retryable, retry
+from store.batch import chunk_requests, retry
 from store.db import Database, RawItem, cancellation_reasons, error_code
 
 from .claim import Run, fence_check
-from .errors import LostClaim, RowRejected, failed_at
+from .errors import TRANSIENT, LostClaim, RowRejected, classify, failed_at
 
 if TYPE_CHECKING:
     from .engine import Settings
@@ -26,13 +26,6 @@ log = logging.getLogger(__name__)
 MAX_TRANSACTION_ITEMS = 100
 # DynamoDB's 4 MB per transaction, less a margin for the request around the items.
 TRANSACTION_BYTES = 4 * 1024 * 1024 - 64 * 1024
-RETRYABLE_TRANSACTION_ERRORS = frozenset(
-    {"TransactionConflictException", "TransactionInProgressException"}
-)
-# Cancellation reasons that say "try again", per item ("None" for the items that were fine).
-RETRYABLE_CANCELLATIONS = frozenset(
-    {"None", None, "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-)
 # A fenced copy's transaction: the writer's fence check first, then the rows.
 FENCE_CHECK = 0
 
@@ -66,18 +59,9 @@ def _message(exc: ClientError) -> str:
 
 
 def _transient_copy_error(exc: Exception) -> bool:
-    """Whether a fenced copy that failed this way is worth sending again after a pause."""
-    if not isinstance(exc, ClientError):
-        return False
-    code = error_code(exc)
-    return (
-        code in RETRYABLE_TRANSACTION_ERRORS
-        or (
-            code == "TransactionCanceledException"
-            and set(cancellation_reasons(exc)) <= RETRYABLE_CANCELLATIONS
-        )
-        or is_retryable(exc)
-    )
+    """Whether a fenced copy that failed this way is worth sending again after a pause: the
+    same rule as for a whole run (a refused fence is LostClaim, never sent again)."""
+    return classify(exc) == TRANSIENT
 
 
 class FencedWrites:

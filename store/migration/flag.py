@@ -12,18 +12,14 @@ from typing import Any
 
 from botocore.exceptions import (
     ClientError,
-    ConnectionClosedError,
-    EndpointConnectionError,
-    ReadTimeoutError,
 )
 
 from store import keys
-from store.batch import is_retryable, retry
+from store.batch import retry
 from store.db import (
     Database,
     RawItem,
     cancellation_reasons,
-    error_code,
     n,
     new_id,
     now_iso,
@@ -33,14 +29,13 @@ from store.db import (
 )
 
 from .claim import Progress, completion
-from .errors import LostClaim, failed_at
+from .errors import TRANSIENT, LostClaim, classify, failed_at
 
 # The actions of the flag's transaction, by position: cancellation reasons come in this order.
 FLAG_PUT = 0
 CLAIM_COMPLETION = 1
 # Errors after which the write may or may not have landed: the same request (with the same
 # client request token) is safe to repeat.
-OUTCOME_UNKNOWN = (ReadTimeoutError, ConnectionClosedError, EndpointConnectionError)
 
 
 @dataclass(frozen=True)
@@ -154,13 +149,9 @@ def write_flag(
 
 
 def _worth_repeating(exc: Exception) -> bool:
-    if isinstance(exc, OUTCOME_UNKNOWN):
-        return True
-    if not isinstance(exc, ClientError):
-        return False
-    if "TransactionConflict" in cancellation_reasons(exc):
-        return True
-    return is_retryable(exc) or error_code(exc) == "TransactionConflictException"
+    """A flag write whose outcome is unknown (no answer) or that was refused for a passing
+    reason is sent again, with the same client request token, so it lands once."""
+    return classify(exc) == TRANSIENT
 
 
 def finish_without_data(db: Database, user_id: str) -> None:

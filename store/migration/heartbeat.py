@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from store.db import Database, error_code, new_id, now_iso
+from store.db import Database, condition_failed, error_code, new_id, now_iso
 
 from .claim import Progress, Run
 from .errors import Aborted, LostClaim
@@ -70,7 +70,7 @@ class Heartbeating:
                 now_iso(self.wall),
             )
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return self._recognise(exc)
             log.warning("migration heartbeat failed (%s); will retry", error_code(exc))
             return True

@@ -21,6 +21,9 @@ from store.db import Database, RawItem, n, number, s, text
 SHOWN_KEY_CHARS = 1024
 REASON_CHARS = 500
 
+# Kept-back rows an operator page or command lists; the rest are counted.
+SHOWN_KEPT = 50
+
 
 @dataclass(frozen=True)
 class Kept:
@@ -116,3 +119,17 @@ def kept_by_id(db: Database) -> dict[str, Kept]:
         for page in _pages(db)
         for row in page.get("Items", [])
     }
+
+
+def forget_all(db: Database) -> int:
+    """Delete every record, when a run starts the copy over (v1 changed under it): the next
+    pass records again what it still cannot store, and a row fixed in v1 meanwhile is no
+    longer listed as kept back. Returns how many were deleted."""
+    deleted = 0
+    for page in _pages(db, ProjectionExpression="PK, SK"):
+        for row in page.get("Items", []):
+            db.client.delete_item(
+                TableName=db.table, Key={keys.PK: row[keys.PK], keys.SK: row[keys.SK]}
+            )
+            deleted += 1
+    return deleted

@@ -22,10 +22,9 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from store import keys
-from store.db import Database, RawItem, error_code, iso, n, new_id, now_iso, s
+from store.db import Database, RawItem, condition_failed, iso, n, new_id, now_iso, s
 
 from .claim import (
-    CONDITION_FAILED,
     RETRYING_MESSAGE,
     STATE_FAILED,
     STATE_RUNNING,
@@ -208,7 +207,7 @@ def release(
             )
             return True
         except ClientError as exc:
-            if error_code(exc) == CONDITION_FAILED:
+            if condition_failed(exc):
                 found = refused_claim(db, exc)
                 # Our own earlier try, whose answer was lost, already released it.
                 return (
@@ -244,7 +243,7 @@ def reset_for_retry(db: Database, seen: Claim, wall: Callable[[], float] = time.
             states=(STATE_FAILED, STATE_WAITING),
         )
     except ClientError as exc:
-        if error_code(exc) == CONDITION_FAILED:
+        if condition_failed(exc):
             return False
         raise
     return True

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from store.migration.acquire import try_acquire
 from store.migration.claim import STATE_FAILED, ClaimObserver, read_claim
 from store.migration.lease import Release, release
+from tests.support.auth import dynamodb_failure
 from tests.support.helpers import WebClient, hooked, wait_for
 
 REASON = "UnknownOperationException: An unknown operation was requested. KEY=MIGRATION#CLAIM"
@@ -53,10 +54,12 @@ def test_people_get_a_clear_503_page_without_internals(web, database, seed):
     assert "UnknownOperation" not in web.text(poll)
 
 
+@pytest.mark.parametrize("mode", ["thread", "request"])
 @pytest.mark.parametrize("state", ["failed", "waiting"])
 def test_polls_from_many_tabs_read_the_claim_and_flag_at_most_every_two_seconds(
-    app, web, database, seed, state
+    app, web, database, seed, state, mode
 ):
+    app.config["MIGRATION_MODE"] = mode  # request mode tries a slice on every poll
     accounts = seed(items=5)
     (_fail_the_claim if state == "failed" else _wait_the_claim)(database)
     browsers = [WebClient(app.test_client()) for _ in range(3)]
@@ -86,7 +89,16 @@ def test_polls_from_many_tabs_read_the_claim_and_flag_at_most_every_two_seconds(
     assert sorted(set(calls)) == ["GetItem"]
 
 
-def test_a_due_claim_is_tried_once_per_reading_however_many_polls(app, database, seed, monkeypatch):
+@pytest.mark.parametrize("mode", ["thread", "request"])
+@pytest.mark.parametrize(
+    "refusal", ["TransactionConflictException", "ProvisionedThroughputExceededException"]
+)
+def test_a_due_claim_is_tried_once_per_reading_however_many_polls(
+    app, database, seed, monkeypatch, refusal, mode
+):
+    """A take refused by a race, or by throttling (an error, not a cancellation), is not
+    tried again before this process's next reading of the claim."""
+    app.config["MIGRATION_MODE"] = mode
     accounts = seed(items=5)
     _wait_the_claim(database)
     browsers = [WebClient(app.test_client()) for _ in range(3)]
@@ -103,10 +115,7 @@ def test_a_due_claim_is_tried_once_per_reading_however_many_polls(app, database,
 
     def refuse(**params: Any) -> None:
         takes.append(params)
-        raise ClientError(
-            {"Error": {"Code": "TransactionConflictException", "Message": "busy"}},
-            "TransactWriteItems",
-        )
+        raise ClientError({"Error": {"Code": refusal, "Message": "busy"}}, "TransactWriteItems")
 
     monkeypatch.setattr(app.extensions["db"].client, "transact_write_items", refuse)
     for _ in range(10):
@@ -133,3 +142,29 @@ def test_status_shows_the_reason_and_retry_clears_it(runner, web, database, seed
     web.get("/workspaces")
     wait_for(lambda: web.get("/preparing/progress?next=/").json["done"])
     assert runner.invoke(args=["migration", "retry"]).exit_code == 2  # complete: nothing to do
+
+
+@pytest.mark.parametrize("mode", ["thread", "request"])
+def test_dynamodb_not_answering_shows_the_retrying_page_never_a_500(app, web, seed, mode):
+    app.config["MIGRATION_MODE"] = mode
+    accounts = seed(items=5)
+    web.login(accounts[0].email)
+    client = app.extensions["db"].client
+
+    with dynamodb_failure(
+        client, code="ProvisionedThroughputExceededException", operations=["GetItem", "Query"]
+    ):
+        page = web.get("/preparing?next=/workspaces")
+        poll = web.get("/preparing/progress?next=/workspaces")
+    with dynamodb_failure(
+        client, code="InternalServerError", operations=["TransactWriteItems", "Scan"]
+    ):
+        gated = web.get("/workspaces")
+
+    assert page.status_code == 503 and page.headers["Retry-After"] == "2"
+    html = web.text(page)
+    assert "retrying automatically" in html
+    for internal in ("Throughput", "Exception", "DynamoDB", "GetItem"):
+        assert internal not in html, internal
+    assert poll.status_code == 503 and poll.json["retrying"] is True and not poll.json["done"]
+    assert gated.status_code == 303 and gated.headers["Location"].startswith("/preparing")

@@ -26,8 +26,9 @@ from store.migration.claim import (
     ClaimObserver,
     read_claim,
 )
-from store.migration.engine import Migration, Settings
+from store.migration.engine import Migration, Settings, run_migration
 from store.migration.errors import MigrationError, V1Changed, classify
+from store.migration.flag import read_flag
 from store.migration.lease import HANDOVER, Release, backoff_seconds, release, reset_for_retry
 from tests.support.faults import is_fenced_copy
 from tests.support.helpers import hooked
@@ -241,3 +242,49 @@ def test_a_release_whose_answer_was_lost_is_recognised(database, seed, ddb_clien
     claim = read_claim(database)
     assert claim.state == STATE_WAITING and claim.failures == 1
     assert claim.failed_reason == "ThrottlingException: slow down"
+
+
+def test_a_first_claim_cancelled_for_a_permanent_reason_is_recorded_failed(
+    database, seed, monkeypatch
+):
+    """A take the server cancels for a reason other than a condition or a race (here: it
+    refuses our claim row) will not pass next time either: the claim is failed, not retried
+    by every poll for ever."""
+    seed(items=3)
+    original = database.client.transact_write_items
+
+    def refuse_claim(**params: Any) -> Any:
+        if params["TransactItems"][0].get("Put", {}).get("Item", {}).get("SK") == {"S": "CLAIM"}:
+            raise cancelled(["ValidationError", "None", "None"])
+        return original(**params)
+
+    monkeypatch.setattr(database.client, "transact_write_items", refuse_claim)
+
+    with pytest.raises(ClientError):
+        try_acquire(database, "u", ClaimObserver(), lease=30, segments=1)
+
+    claim = read_claim(database)
+    assert claim is not None and claim.state == STATE_FAILED
+    assert "ValidationError" in claim.failed_reason or "cancelled" in claim.failed_reason
+
+
+def test_a_run_that_lost_sight_of_its_heartbeat_hands_the_claim_back_at_once(database, seed):
+    """No heartbeat confirmed for half a lease (a network blip) stops the copy to be safe;
+    the claim may still be ours, so the run releases it instead of making everyone wait a
+    whole lease for a takeover."""
+    seed(items=5)
+    run = try_acquire(database, "u", ClaimObserver(), lease=30, segments=1)
+    ticks = iter([0.0])  # the run's start; every later reading is a minute on
+
+    def monotonic() -> float:
+        return next(ticks, 60.0)
+
+    assert (
+        run_migration(database, run, Settings(lease=30, segments=1, writers=1), monotonic=monotonic)
+        is None
+    )
+
+    claim = read_claim(database)
+    assert claim.owner == run.run_id and claim.state == STATE_WAITING
+    assert "heartbeat" in claim.failed_reason
+    assert read_flag(database) is None

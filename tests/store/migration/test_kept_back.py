@@ -150,8 +150,10 @@ def test_v1_rows_added_during_the_copy_reset_the_counts_and_the_next_run_copies_
     # A transient failure: people read "retrying", the operator the reason.
     assert claim.state == STATE_WAITING and "v1 rows changed" in claim.failed_reason
     assert (claim.items_copied, claim.cursors, claim.kept_by_kind) == (0, {}, {})
+    assert read_kept(database)[1] == 0, "the records go with the reset; the next pass re-records"
     flag = migrate(database, when=after_backoff)
     assert flag is not None and (flag.items, flag.kept_back) == (16, 1)
+    assert read_kept(database)[1] == 1
 
 
 @pytest.mark.local_only("DynamoDB Local counts item sizes as DynamoDB does; moto is stricter")
