@@ -52,13 +52,20 @@ run: setup ## Run the dev server on http://127.0.0.1:5000 with seeded demo data
 	$(FLASK) legacy seed --if-empty --items 120 --settings 5 --members 4; \
 	exec $(FLASK) run --port 5000
 
-test: setup ## Lint, then the tests on moto, then on DynamoDB Local
+test: setup ## Lint, then the tests on moto and on DynamoDB Local (side by side)
 	@echo "==> lint"
 	@$(MAKE) --no-print-directory lint
-	@echo "==> pytest --backend=moto"
-	$(BIN)/pytest -q -p no:cacheprovider --backend=moto
-	@echo "==> pytest --backend=local"
-	$(BIN)/pytest -q -p no:cacheprovider --backend=local
+	@# The two backends run side by side: the DynamoDB Local run spends much of its time
+	@# waiting on servers (Java, gunicorn, Chromium), which the moto run fills. Its output
+	@# goes to a file and is printed whole once both are done.
+	@mkdir -p test-results
+	@echo "==> pytest --backend=moto (beside, into test-results/moto.log) and --backend=local"
+	@$(BIN)/pytest -q -p no:cacheprovider --backend=moto > test-results/moto.log 2>&1 & moto=$$!; \
+	local=0; $(BIN)/pytest -q -p no:cacheprovider --backend=local || local=$$?; \
+	moto_status=0; wait $$moto || moto_status=$$?; \
+	echo "==> pytest --backend=moto"; cat test-results/moto.log; \
+	[ $$local -eq 0 ] || echo "==> the DynamoDB Local run failed (exit $$local): see above" >&2; \
+	[ $$moto_status -eq 0 ] && [ $$local -eq 0 ]
 
 lint: $(VENV)/.stamp ## ruff check, ruff format --check, then mypy (typecheck)
 	$(BIN)/ruff check .
