@@ -154,6 +154,13 @@ def _ensure_ttl(client: Any, table: str) -> list[str]:
         ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
         if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
             return []
+        doomed = _rows_ttl_would_delete(client, table)
+        if doomed:
+            return [
+                f"TTL not enabled: {doomed} v1 or account rows carry a number in "
+                f"{keys.TTL_ATTRIBUTE}, and TTL would delete them (expired rows are still "
+                "ignored by every reader; rename that v1 attribute, then run db init again)"
+            ]
         client.update_time_to_live(
             TableName=table,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": keys.TTL_ATTRIBUTE},
@@ -164,6 +171,33 @@ def _ensure_ttl(client: Any, table: str) -> list[str]:
             return ["TTL not supported by this server (skipped; expired rows are still ignored)"]
         raise
     return [f"enabled TTL on {keys.TTL_ATTRIBUTE}"]
+
+
+def _rows_ttl_would_delete(client: Any, table: str) -> int:
+    """How many rows that v2 does not own (v1 team data, the accounts v1 and v2 share) carry
+    a number in the TTL attribute: turning TTL on would delete those whose time is past."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "Select": "COUNT",
+        "FilterExpression": "attribute_type(#ttl, :number) AND (begins_with(PK, :item) OR "
+        "PK IN (:settings, :members) OR begins_with(PK, :user) OR begins_with(PK, :email))",
+        "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
+        "ExpressionAttributeValues": {
+            ":number": {"S": "N"},
+            ":item": {"S": keys.V1_ITEM_PREFIX},
+            ":settings": {"S": keys.V1_SETTINGS_PK},
+            ":members": {"S": keys.V1_MEMBERS_PK},
+            ":user": {"S": keys.USER_PREFIX},
+            ":email": {"S": keys.EMAIL_PREFIX},
+        },
+    }
+    count = 0
+    while True:
+        page = client.scan(**params)
+        count += int(page.get("Count", 0))
+        if "LastEvaluatedKey" not in page:
+            return count
+        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _ensure_point_in_time_recovery(client: Any, table: str) -> list[str]:

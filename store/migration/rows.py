@@ -71,6 +71,9 @@ def storable_problem(kind: str, v1_row: RawItem, copy: RawItem) -> str | None:
     for name in _OWN_NAMES.get(kind, ()):
         if name in v1_row:
             return f"the v1 {kind} has a {name} attribute, which v2 uses for its own index"
+    if "N" in v1_row.get(keys.TTL_ATTRIBUTE, {}):
+        # DynamoDB's TTL deletes any row whose expiresAt number is in the past.
+        return f"it has a number in {keys.TTL_ATTRIBUTE}, by which v2's TTL would delete its copy"
     for name, limit in INDEX_KEYS.items():
         value = copy.get(name)
         if value is None:

@@ -142,6 +142,22 @@ def stubbed() -> Iterator[tuple[Any, Stubber]]:
         stubber.assert_no_pending_responses()
 
 
+def test_ttl_is_not_switched_on_over_v1_rows_it_would_delete(v1_table: Database):
+    """A v1 item with a number in expiresAt (an attribute v1 servers were free to use) would
+    be deleted by TTL once switched on: db init leaves TTL off and says why."""
+    past = {"N": "1000000000"}  # 2001: TTL would delete it within hours
+    doomed = {**keys.v1_item("doomed"), "title": {"S": "keep me"}, keys.TTL_ATTRIBUTE: past}
+    v1_table.client.put_item(TableName=v1_table.table, Item=doomed)
+    before = scan_all(v1_table)
+
+    done = schema.ensure_table(v1_table.client, v1_table.table, poll=0.05)
+
+    assert any(line.startswith("TTL not enabled: 1 v1 or account rows") for line in done), done
+    assert f"enabled TTL on {keys.TTL_ATTRIBUTE}" not in done
+    assert _ttl(v1_table.client, v1_table.table).get("TimeToLiveStatus") in (None, "DISABLED")
+    assert scan_all(v1_table) == before
+
+
 def test_it_waits_while_the_table_is_being_created(stubbed: tuple[Any, Stubber]):
     client, stubber = stubbed
     stubber.add_response("describe_table", _table("CREATING"), {"TableName": "tbl"})

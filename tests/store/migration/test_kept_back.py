@@ -90,6 +90,26 @@ def test_an_item_that_merely_carries_workspace_name_is_copied_exactly(database, 
     assert same_data(kept_back.WITH_WORKSPACE_NAME, copy)
 
 
+def test_an_item_whose_expires_at_is_a_number_is_kept_back_from_v2s_ttl(database, seed):
+    """v2 expires rows by a number in expiresAt; a copy of a v1 row carrying one would be
+    deleted by DynamoDB's TTL. A text expiresAt means nothing to TTL and is copied."""
+    seed(items=3, settings=1, members=1)
+    numeric = kept_back.item("ttl-number", expiresAt={"N": "1000000000"})
+    textual = kept_back.item("ttl-text", expiresAt={"S": "2001-09-09"})
+    kept_back.write(database, [numeric, textual])
+    kept_back.db_init(database)
+
+    flag = migrate(database)
+
+    assert flag is not None and (flag.items, flag.kept_back) == (4, 1)
+    (record,), _ = read_kept(database)
+    assert record.v1_pk == "ITEM#ttl-number" and "expiresAt" in record.reason
+    assert database.get(keys.item(flag.workspace_id, "ttl-number"), consistent=True) is None
+    assert same_data(
+        textual, database.get(keys.item(flag.workspace_id, "ttl-text"), consistent=True)
+    )
+
+
 def test_cleanup_keeps_kept_back_rows_and_verify_reports_them(database, seed, runner):
     prepare(database, seed)
     flag = migrate(database)
