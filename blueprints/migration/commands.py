@@ -14,7 +14,7 @@ from flask.cli import AppGroup
 
 from store.db import Database, get_db
 from store.migration import check
-from store.migration.claim import STATE_FAILED, STATE_WAITING, Claim, read_claim
+from store.migration.claim import STATE_COMPLETE, STATE_FAILED, STATE_WAITING, Claim, read_claim
 from store.migration.flag import read_flag
 from store.migration.kept import SHOWN_KEPT, read_kept
 from store.migration.lease import reset_for_retry
@@ -96,6 +96,8 @@ def _show_kept(db: Database) -> int:
 
 def _failure_lines(claim: Claim) -> None:
     """The claim's failure state for the operator (the reason is never shown to people)."""
+    if claim.state == STATE_COMPLETE:
+        return  # done: an old backoff or reason would only mislead
     click.echo(
         f"failures in a row: {claim.failures}; next attempt: "
         + (claim.next_attempt_at or "at the next request")

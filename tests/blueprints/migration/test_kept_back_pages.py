@@ -86,6 +86,7 @@ def test_status_lists_kept_back_rows_with_key_and_reason_and_exits_1(runner, acc
     assert "  setting SETTINGS / sss" in after.output
     assert "(cut short; the whole key is 1029 bytes)" in after.output
     assert f"  item ITEM#{MARKUP_ID} / ITEM: createdAt is a number" in after.output
+    assert "next attempt" not in after.output, "a complete claim shows no backoff"
 
 
 def test_status_shows_the_first_50_kept_back_rows_and_counts_the_rest(runner, database, seed):
