@@ -16,6 +16,7 @@ import pytest
 from store import schema
 from store.db import Database, build_client
 from tests.support.app import TEST_SECRET, make_app
+from tests.support.auth import Person, register
 from tests.support.helpers import WebClient
 
 pytest_plugins = [
@@ -129,3 +130,14 @@ def other_web(app: Any) -> WebClient:
 @pytest.fixture
 def runner(app: Any) -> Any:
     return app.test_cli_runner()
+
+
+# The two people most tests need, each registered in a browser of their own.
+@pytest.fixture
+def alice(app: Any) -> Person:
+    return register(app, "alice@x.com", "Alice Archer")
+
+
+@pytest.fixture
+def bob(app: Any) -> Person:
+    return register(app, "bob@x.com", "Bob Baker")

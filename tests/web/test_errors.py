@@ -14,7 +14,6 @@ from tests.support.auth import (
     ACCESS_COOKIE,
     Person,
     dynamodb_failure,
-    register,
     set_cookies,
     signed_in,
     spy_on_hashing,
@@ -23,11 +22,6 @@ from tests.support.helpers import PASSWORD, WebClient, scan_all
 
 LEAKS = ("Traceback", "ClientError", "botocore", "injected by the test", 'File "', "Werkzeug")
 JWT_PATTERN = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
-
-
-@pytest.fixture
-def alice(app: Any) -> Person:
-    return register(app, "alice@x.com", "Alice Archer")
 
 
 def _assert_friendly_page(response: Any, status: int) -> str:

@@ -14,18 +14,11 @@ from tests.support.auth import (
     Person,
     assert_html_security_headers,
     csp_directives,
-    register,
     set_cookies,
     signed_in,
 )
 from tests.support.helpers import WebClient, scan_all
 from web.security import CONTENT_SECURITY_POLICY, preauth_csrf_token, safe_next
-
-
-@pytest.fixture
-def alice(app: Any) -> Person:
-    return register(app, "alice@x.com", "Alice Archer")
-
 
 # --- S32: safe_next ----------------------------------------------------------------------------
 

@@ -31,16 +31,6 @@ from tests.support.auth import (
 from tests.support.helpers import WebClient, scan_all
 
 
-@pytest.fixture
-def alice(app: Any) -> Person:
-    return register(app, "alice@x.com", "Alice Archer")
-
-
-@pytest.fixture
-def bob(app: Any) -> Person:
-    return register(app, "bob@x.com", "Bob Baker")
-
-
 def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
