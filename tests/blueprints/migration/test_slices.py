@@ -69,7 +69,8 @@ def test_the_note_survives_the_start_pages_redirect(web, app, seed):
 def test_request_mode_with_a_tiny_slice_advances_by_polls_into_one_workspace(
     web, app, database, seed
 ):
-    accounts = seed(items=300)
+    # Enough items that the polls need several slices whatever the first one managed.
+    accounts = seed(items=600)
     app.config["MIGRATION_MODE"] = "request"
     app.config["MIGRATION_SLICE_SECONDS"] = 0.001  # one page per segment per request
     client = app.extensions["db"].client
@@ -86,7 +87,7 @@ def test_request_mode_with_a_tiny_slice_advances_by_polls_into_one_workspace(
         assert first.headers["Location"].startswith("/preparing")
         handed_over = read_claim(database)
         assert handed_over.state == STATE_WAITING and not handed_over.last_error
-        assert 0 < handed_over.items_copied < 300
+        assert 0 < handed_over.items_copied < 600
         for _ in range(500):
             progress = web.get("/preparing/progress?next=/workspaces").json
             if progress["done"]:
@@ -102,7 +103,7 @@ def test_request_mode_with_a_tiny_slice_advances_by_polls_into_one_workspace(
     assert {ws for _, ws, _ in seen} == {handed_over.workspace_id}
     assert seen[-1][2] > handed_over.attempt, "each slice took the claim over"
     flag = read_flag(database)
-    assert flag.items == 300 and flag.workspace_id == handed_over.workspace_id
+    assert flag.items == 600 and flag.workspace_id == handed_over.workspace_id
     assert len(workspaces_in(database)) == 1
     assert read_claim(database).state == "complete"
     page = web.get("/workspaces")

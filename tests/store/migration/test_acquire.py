@@ -125,7 +125,16 @@ def test_a_paused_holder_is_fenced_off_and_cannot_overwrite_edits_or_write_a_sec
             paused.set()
             resume.wait(30)
 
-    holder = Migration(database, run_a, settings, on_page=pause_at_first_page)
+    # A's own clock stands still until the test moves it: on a loaded machine the real one
+    # could pass half a lease before A even reaches its first page.
+    a_clock = {"now": 0.0}
+    holder = Migration(
+        database,
+        run_a,
+        settings,
+        on_page=pause_at_first_page,
+        monotonic=lambda: a_clock["now"],
+    )
     # A whole-process pause stops the heartbeat too.
     holder.heartbeat = lambda: True  # type: ignore[method-assign]
     outcome: dict[str, Any] = {}
@@ -161,7 +170,7 @@ def test_a_paused_holder_is_fenced_off_and_cannot_overwrite_edits_or_write_a_sec
         UpdateExpression="SET title = :t",
         ExpressionAttributeValues={":t": {"S": "edited after the migration"}},
     )
-    time.sleep(0.6)  # longer than half A's lease since its last heartbeat
+    a_clock["now"] = 0.6  # longer than half A's lease since its last heartbeat
     resume.set()
     thread.join(30)
 
