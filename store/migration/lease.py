@@ -53,8 +53,12 @@ def refused_claim(db: Database, exc: ClientError) -> Claim | None:
     return Claim.from_row(row) if row else read_claim(db)
 
 
-def _progress_update(progress: Progress) -> tuple[list[str], dict[str, Any], str]:
-    """The SET clauses, values and REMOVE clause that publish ``progress`` on the claim."""
+def _progress_update(
+    progress: Progress, *, clear_trouble: bool = True
+) -> tuple[list[str], dict[str, Any], str]:
+    """The SET clauses, values and REMOVE clause that publish ``progress`` on the claim;
+    ``clear_trouble``: a run that made progress also clears the earlier runs' failure (not
+    when it is itself being released as failed: its own reason wins)."""
     values = progress.snapshot()
     sets = [
         "phase = :phase",
@@ -68,7 +72,7 @@ def _progress_update(progress: Progress) -> tuple[list[str], dict[str, Any], str
     if ":total" in values:
         sets.append("itemsTotal = :total")
     removes = ""
-    if progress.advanced:
+    if progress.advanced and clear_trouble:
         # The earlier runs' trouble is over once this one makes progress.
         sets += ["lastError = :none", "failures = :zero"]
         values[":none"], values[":zero"] = s(""), n(0)
@@ -183,13 +187,12 @@ def release(
     new_version = new_id()
     sets, values, removes = _release_update(run, outcome, wall(), rng)
     if progress is not None:
-        more_sets, more_values, more_removes = _progress_update(progress)
+        more_sets, more_values, more_removes = _progress_update(
+            progress, clear_trouble=outcome.kind == "handover"
+        )
+        # At most one side removes anything: a failure never clears, a hand-over never fails.
         sets, values = [*more_sets, *sets], {**more_values, **values}
-        # A failure's own reason wins over the progress's "the trouble is over".
-        if outcome.kind != "handover":
-            sets = [c for c in sets if c not in ("lastError = :none", "failures = :zero")]
-        else:
-            removes = removes or more_removes
+        removes = removes or more_removes
     values.update({":new": s(new_version), ":me": s(run.run_id), ":running": s(STATE_RUNNING)})
     update = "SET version = :new, " + ", ".join(sets) + removes
     for attempt in range(1, attempts + 1):
@@ -200,9 +203,7 @@ def release(
                 UpdateExpression=update,
                 ConditionExpression="#owner = :me AND #state = :running",
                 ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
-                ExpressionAttributeValues={
-                    k: v for k, v in values.items() if k in update or k in (":me", ":running")
-                },
+                ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return True
