@@ -56,8 +56,7 @@ def gate():
         claim = runner.current_claim()
         if claim is None and not has_v1_data(db):
             # A fresh install: nothing to copy, so nobody ever sees the preparing page.
-            finish_without_data(db, user.user_id)
-            runner.state().flag_seen = True
+            runner.state().flag = finish_without_data(db, user.user_id)
             return None
         flag = runner.advance(user.user_id, claim, first=True).flag
     except DYNAMODB_TROUBLE as exc:

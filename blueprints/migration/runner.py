@@ -59,7 +59,9 @@ class ClaimCache:
 class ProcessState:
     """What this server process knows about the migration."""
 
-    flag_seen: bool = False
+    # The flag once this process has read or written it (it never changes afterwards), so
+    # the check costs no DynamoDB call from then on.
+    flag: Flag | None = None
     observer: ClaimObserver = field(default_factory=ClaimObserver)
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
@@ -71,13 +73,13 @@ class ProcessState:
     active: Migration | None = None
     # One inline slice at a time in this process; other requests just show the progress.
     slicing: threading.Lock = field(default_factory=threading.Lock)
-    # The flag this process's own run wrote, for the request that waits on it.
-    finished: Flag | None = None
-    # The migrated workspace once the flag was read: (workspace id or None,); None = unread.
-    flag_workspace: tuple[str | None] | None = None
     claim_cache: ClaimCache = field(default_factory=ClaimCache)
     flag_checked_at: float | None = None
     clock: Callable[[], float] = time.monotonic
+
+    @property
+    def flag_seen(self) -> bool:
+        return self.flag is not None
 
 
 def state(app: Flask | None = None) -> ProcessState:
@@ -107,8 +109,7 @@ def flag_seen(*, cached: bool = True) -> bool:
     if cached and checked is not None and now - checked < CLAIM_POLL_SECONDS:
         return False
     process.flag_checked_at = now
-    if read_flag(get_db()) is not None:
-        process.flag_seen = True
+    process.flag = read_flag(get_db())
     return process.flag_seen
 
 
@@ -183,7 +184,7 @@ def advance(user_id: str, claim: Claim | None, *, first: bool = False) -> Step:
     started = kick(user_id, claim)
     if first and started is not None:
         started.join(app.config["MIGRATION_SLICE_SECONDS"])
-        return Step(flag=state(app).finished)
+        return Step(flag=state(app).flag)
     return Step()
 
 
@@ -285,21 +286,16 @@ def _slice(app: Flask, process: ProcessState, user_id: str, claim: Claim | None)
 
 def _finished(process: ProcessState, flag: Flag | None) -> None:
     if flag is not None:
-        process.finished = flag
-        process.flag_workspace = (flag.workspace_id,)
-        process.flag_seen = True
+        process.flag = flag
 
 
 def migrated_workspace_id() -> str | None:
     """The workspace the migration filled (None before the flag or on a fresh install); the
     flag is read once per process, then remembered (it never changes)."""
     process = state()
-    if process.flag_workspace is None:
-        flag = read_flag(get_db())
-        if flag is None:
-            return None
-        process.flag_workspace = (flag.workspace_id,)
-    return process.flag_workspace[0]
+    if process.flag is None:
+        process.flag = read_flag(get_db())
+    return process.flag.workspace_id if process.flag else None
 
 
 # --- a process that exits -------------------------------------------------------------------

@@ -154,18 +154,18 @@ def _worth_repeating(exc: Exception) -> bool:
     return classify(exc) == TRANSIENT
 
 
-def finish_without_data(db: Database, user_id: str) -> None:
-    """A fresh install: record that there was nothing to migrate, with zero counts."""
-    write_flag(
-        db,
-        Flag(
-            migrated_by=user_id,
-            migrated_at=now_iso(),
-            workspace_id=None,
-            items=0,
-            settings=0,
-            members=0,
-            duration_ms=0,
-            run_id=new_id(),
-        ),
+def finish_without_data(db: Database, user_id: str) -> Flag:
+    """A fresh install: record that there was nothing to migrate, with zero counts; the flag
+    (a concurrent first request may have written its own twin, equally empty)."""
+    flag = Flag(
+        migrated_by=user_id,
+        migrated_at=now_iso(),
+        workspace_id=None,
+        items=0,
+        settings=0,
+        members=0,
+        duration_ms=0,
+        run_id=new_id(),
     )
+    write_flag(db, flag)
+    return flag
