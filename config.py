@@ -67,6 +67,50 @@ def _migration_settings(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+# Invites sent per person and per workspace in an hour and in a day, and pending invites a
+# workspace may hold (store/invite_limits.py): generous for a team, tight for a spammer.
+INVITE_LIMITS: dict[str, Any] = {
+    "INVITE_LIMITS_PER_PERSON": ((3600, 20), (86400, 50)),
+    "INVITE_LIMITS_PER_WORKSPACE": ((3600, 50), (86400, 200)),
+    "INVITE_MAX_PENDING": 100,
+}
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE or raw in _FALSE:
+        return raw in _TRUE
+    raise ConfigError(f"{name}={raw!r}: use 1 or 0 (true/false, yes/no, on/off)")
+
+
+def _mail_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """SMTP: STARTTLS is on unless switched off (a relay on this machine may not offer it);
+    a login is only ever sent over it."""
+    host = env.get("SMTP_HOST", "").strip() or None
+    starttls = _flag(env, "SMTP_STARTTLS", True)
+    username = env.get("SMTP_USERNAME", "").strip() or None
+    password = env.get("SMTP_PASSWORD", "") or None
+    if username and not starttls:
+        raise ConfigError("SMTP_USERNAME needs SMTP_STARTTLS on: a login would travel in clear")
+    if password and not username:
+        raise ConfigError("SMTP_PASSWORD is set without SMTP_USERNAME")
+    return {
+        "SMTP_HOST": host,
+        "SMTP_PORT": _number(env, "SMTP_PORT", 25, (1, 65535), int),
+        "SMTP_FROM": env.get("SMTP_FROM", "").strip() or "teamapp@localhost",
+        "SMTP_STARTTLS": starttls,
+        "SMTP_USERNAME": username,
+        "SMTP_PASSWORD": password,
+        "SMTP_CA_FILE": env.get("SMTP_CA_FILE", "").strip() or None,
+        "SMTP_MAX_ATTEMPTS": 4,
+        "SMTP_RETRY_SECONDS": 1.0,
+    }
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from environment variables (see the README's table)."""
     env = os.environ if environ is None else environ
@@ -101,9 +145,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # No endpoint and no region: a developer's laptop, so start DynamoDB Local ourselves.
         "DYNAMODB_EMBEDDED": endpoint is None and region is None,
         "PUBLIC_URL": env.get("PUBLIC_URL", "").strip().rstrip("/") or None,
-        "SMTP_HOST": env.get("SMTP_HOST", "").strip() or None,
-        "SMTP_PORT": _number(env, "SMTP_PORT", 25, (1, 65535), int),
-        "SMTP_FROM": env.get("SMTP_FROM", "").strip() or "teamapp@localhost",
+        **_mail_settings(env),
+        **INVITE_LIMITS,
         "PASSWORD_HASH_METHOD": "scrypt:32768:8:3",
         "LOGIN_MAX_FAILURES": 10,
         "LOGIN_FAILURE_WINDOW": timedelta(minutes=15),

@@ -45,8 +45,8 @@ REGION = "us-east-1"
 
 # Environment the app reads (PRODUCT.md's interface contract) or that could send boto3
 # somewhere other than the endpoint we give: never inherited from the caller's shell.
-_SCRUBBED_PREFIXES = ("AWS_", "DYNAMODB_", "FLASK_", "GUNICORN_")
-_SCRUBBED_NAMES = {"APP_ENV", "SECRET_KEY", "PUBLIC_URL", "SMTP_HOST", "SMTP_PORT", "SMTP_FROM"}
+_SCRUBBED_PREFIXES = ("AWS_", "DYNAMODB_", "FLASK_", "GUNICORN_", "SMTP_")
+_SCRUBBED_NAMES = {"APP_ENV", "SECRET_KEY", "PUBLIC_URL"}
 
 # A gunicorn config file of ours: each worker leaves a marker once it has loaded the app, so
 # start() can wait for all of them, not just the first one to answer.

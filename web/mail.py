@@ -1,40 +1,57 @@
-"""Sending e-mail over SMTP, when ``SMTP_HOST`` is configured.
+"""Sending e-mail: ``send`` builds one plain-text message and hands it on.
 
-Only what an invite needs: one plain-text message per call, a short timeout so a slow mail
-server cannot hold a page for long, and failures reported to the caller (who then shows the
-link to copy) rather than raised. Messages are never logged: an invite's body holds its token.
+With ``SMTP_HOST`` set, the message is queued for the SMTP sender thread
+(``web/smtp_sender.py``: STARTTLS, optional login, retries) and ``send`` answers at once:
+True means *queued*, not delivered, so callers show whatever the mail carries (an invite
+link) on the page as well. Messages are never logged: an invite's body holds its token.
 """
 
 from __future__ import annotations
 
 import logging
-import smtplib
 from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
+from flask import Flask
+
+from web import smtp_sender
+
 log = logging.getLogger(__name__)
-SMTP_TIMEOUT = 10.0
+
+# Subjects are fixed texts chosen by the caller: never a workspace or person's name, which
+# anyone can choose and would then appear, unquoted, in someone's inbox as if from us.
 
 
 def configured(config: Mapping[str, Any]) -> bool:
     return bool(config.get("SMTP_HOST"))
 
 
-def send(config: Mapping[str, Any], *, to: str, subject: str, body: str) -> bool:
-    """Send one message; True when the server accepted it."""
+def _message(config: Mapping[str, Any], to: str, subject: str, body: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = config.get("SMTP_FROM") or "teamapp@localhost"
     message["To"] = to
     message["Subject"] = subject
     message.set_content(body)
-    try:
-        with smtplib.SMTP(
-            config["SMTP_HOST"], int(config.get("SMTP_PORT") or 25), timeout=SMTP_TIMEOUT
-        ) as smtp:
-            smtp.send_message(message)
-    except (OSError, smtplib.SMTPException) as exc:
-        # The class only: an SMTP reply can echo parts of the message back.
-        log.warning("could not send e-mail via %s: %s", config["SMTP_HOST"], type(exc).__name__)
+    return message
+
+
+def send(config: Mapping[str, Any], *, to: str, subject: str, body: str) -> bool:
+    """Queue one message for delivery; True when it was queued."""
+    if not configured(config):
         return False
-    return True
+    return send_smtp(config, _message(config, to, subject, body))
+
+
+def send_smtp(config: Mapping[str, Any], message: EmailMessage) -> bool:
+    """The SMTP path: queue for the sender thread (never waits for the server)."""
+    return smtp_sender.enqueue(config, message)
+
+
+def init_app(app: Flask) -> None:
+    """Say once at start, outside development, that mail is off and what that changes."""
+    if app.config.get("APP_ENV") != "development" and not configured(app.config):
+        log.warning(
+            "SMTP_HOST is not set: no e-mail will be sent. Invites show their link for the "
+            "inviter to copy; address confirmations and password resets cannot be mailed."
+        )
