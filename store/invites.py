@@ -14,18 +14,20 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import keys
+from . import invite_limits, keys
 from .accounts import normalise_email
 from .batch import get_many
 from .db import (
     CONFLICT_RETRIES,
     Database,
     RawItem,
+    cancellation_reasons,
     condition_failed,
     error_code,
     n,
@@ -38,15 +40,21 @@ from .db import (
     text,
     transact,
 )
+from .invite_limits import Limit
 from .workspaces import Workspace, member_row, workspace_from_row
 
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 256 bits
 INVITABLE_ROLES = ("member", "admin")
 PENDING, ACCEPTED, REVOKED = "pending", "accepted", "revoked"
+INVITER_LEFT = "inviter-left"  # revokedReason of invites whose maker's membership ended
 
 
 class InviteUnusable(Exception):
     """Unknown, used, expired or revoked: deliberately one error for all of them."""
+
+
+class InviterGone(InviteUnusable):
+    """The person who made the invite is no longer a member: their invites died with it."""
 
 
 class WrongAccount(Exception):
@@ -73,6 +81,7 @@ class Invite:
     state: str
     token_hash: str
     accepted_by: str = ""
+    revoked_reason: str = ""
 
     def usable(self, now: float) -> bool:
         return self.state == PENDING and self.expires_at > now
@@ -107,6 +116,7 @@ def invite_from_row(row: RawItem) -> Invite:
         state=text(row, "state"),
         token_hash=text(row, "tokenHash"),
         accepted_by=text(row, "acceptedBy"),
+        revoked_reason=text(row, "revokedReason"),
     )
 
 
@@ -120,21 +130,28 @@ def pending_invites(db: Database, workspace_id: str, now: float | None = None) -
     return [invite for invite in list_invites(db, workspace_id) if invite.usable(moment)]
 
 
-def _revoke_action(db: Database, workspace_id: str, invite_id: str) -> dict[str, Any]:
+def _revoke_action(
+    db: Database, workspace_id: str, invite_id: str, reason: str = "withdrawn"
+) -> dict[str, Any]:
     return {
         "Update": {
             "TableName": db.table,
             "Key": keys.invite(workspace_id, invite_id),
-            "UpdateExpression": "SET #state = :revoked, revokedAt = :at",
+            "UpdateExpression": "SET #state = :revoked, revokedAt = :at, revokedReason = :why",
             "ConditionExpression": "#state = :pending",
             "ExpressionAttributeNames": {"#state": "state"},
             "ExpressionAttributeValues": {
                 ":revoked": s(REVOKED),
                 ":pending": s(PENDING),
                 ":at": s(now_iso()),
+                ":why": s(reason),
             },
         }
     }
+
+
+class TooManyPending(Exception):
+    """The workspace holds as many pending invites as it may."""
 
 
 def create_invite(
@@ -145,18 +162,53 @@ def create_invite(
     role: str,
     invited_by: str,
     lifetime_seconds: int,
+    limits: Sequence[Limit] = (),
+    max_pending: int | None = None,
     now: float | None = None,
 ) -> tuple[Invite, str, int]:
     """A new invite and its raw token (shown or mailed once, never stored), and how many
-    earlier pending invites to the same address it replaced (they are revoked with it)."""
+    earlier pending invites to the same address it replaced (they are revoked with it).
+
+    The invite counts against ``limits`` in the same transaction (RateLimited when one is
+    used up, and then nothing is written). ``max_pending`` is checked on the consistent read
+    of the pending invites made here anyway: requests racing at the cap can pass it by one
+    each, which the counted limits keep small.
+    """
     if role not in INVITABLE_ROLES:
         raise ValueError(f"cannot invite as {role!r}")
     moment = _now(now)
     email = normalise_email(email)
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    token_hash = hash_token(token)
+    invite_row, pointer_row = _invite_rows(
+        workspace_id, email, role, invited_by, hash_token(token), int(moment + lifetime_seconds)
+    )
+    fixed = [put_new(db, invite_row), put_new(db, pointer_row)]
+    fixed += invite_limits.count_actions(db, limits, moment)
+    for attempt in range(CONFLICT_RETRIES):
+        pending = pending_invites(db, workspace_id, moment)
+        replaced = [i for i in pending if i.email == email]
+        if max_pending is not None and len(pending) - len(replaced) >= max_pending:
+            raise TooManyPending
+        revokes = [_revoke_action(db, workspace_id, old.invite_id) for old in replaced]
+        try:
+            db.client.transact_write_items(TransactItems=fixed + revokes)
+            break
+        except ClientError as exc:
+            limited = invite_limits.refusal(limits, cancellation_reasons(exc)[2:], moment)
+            if limited is not None:
+                raise limited from exc
+            # An earlier invite was accepted or withdrawn meanwhile: read them again.
+            if error_code(exc) != "TransactionCanceledException" or (
+                attempt == CONFLICT_RETRIES - 1
+            ):
+                raise
+    return invite_from_row(invite_row), token, len(replaced)
+
+
+def _invite_rows(
+    workspace_id: str, email: str, role: str, invited_by: str, token_hash: str, expires_at: int
+) -> tuple[RawItem, RawItem]:
     invite_id = new_id()
-    expires_at = int(moment + lifetime_seconds)
     invite_row = {
         **keys.invite(workspace_id, invite_id),
         "email": s(email),
@@ -173,20 +225,7 @@ def create_invite(
         "inviteId": s(invite_id),
         keys.TTL_ATTRIBUTE: n(expires_at),
     }
-    puts = [put_new(db, invite_row), put_new(db, pointer_row)]
-    for attempt in range(CONFLICT_RETRIES):
-        replaced = [i for i in pending_invites(db, workspace_id, moment) if i.email == email]
-        revokes = [_revoke_action(db, workspace_id, old.invite_id) for old in replaced]
-        try:
-            db.client.transact_write_items(TransactItems=puts + revokes)
-            break
-        except ClientError as exc:
-            # An earlier invite was accepted or withdrawn meanwhile: read them again.
-            if error_code(exc) != "TransactionCanceledException" or (
-                attempt == CONFLICT_RETRIES - 1
-            ):
-                raise
-    return invite_from_row(invite_row), token, len(replaced)
+    return invite_row, pointer_row
 
 
 def revoke(db: Database, workspace_id: str, invite_id: str) -> bool:
@@ -198,6 +237,23 @@ def revoke(db: Database, workspace_id: str, invite_id: str) -> bool:
             return False
         raise
     return True
+
+
+def withdraw_invites_of(db: Database, workspace_id: str, user_id: str) -> int:
+    """Revoke the pending invites ``user_id`` made, once they are no longer a member; how
+    many. Accepting also checks the inviter's membership (``accept``), so an invite this
+    misses (made a moment before, or a crash in between) still cannot be used."""
+    withdrawn = 0
+    for invite in list_invites(db, workspace_id):
+        if invite.state == PENDING and invite.invited_by == user_id:
+            action = _revoke_action(db, workspace_id, invite.invite_id, INVITER_LEFT)
+            try:
+                db.client.update_item(**action["Update"])
+                withdrawn += 1
+            except ClientError as exc:
+                if not condition_failed(exc):
+                    raise
+    return withdrawn
 
 
 def _resolve(db: Database, token: str) -> tuple[Invite, RawItem] | None:
@@ -224,10 +280,20 @@ def _resolve(db: Database, token: str) -> tuple[Invite, RawItem] | None:
 def find(db: Database, token: str, now: float | None = None) -> Found:
     """The usable invite a link's token stands for, or InviteUnusable (whatever the reason)."""
     resolved = _resolve(db, token)
+    if resolved is not None and resolved[0].revoked_reason == INVITER_LEFT:
+        raise InviterGone
     if resolved is None or not resolved[0].usable(_now(now)):
         raise InviteUnusable
     invite, workspace_row = resolved
-    inviter = db.get(keys.user(invite.invited_by)) if invite.invited_by else None
+    inviter, still_member = None, True
+    if invite.invited_by:
+        inviter, membership = get_many(
+            db,
+            [keys.user(invite.invited_by), keys.member(invite.workspace_id, invite.invited_by)],
+        )
+        still_member = membership is not None
+    if not still_member:
+        raise InviterGone
     return Found(invite, workspace_from_row(workspace_row), text(inviter, "name"))
 
 
@@ -267,6 +333,22 @@ def _acceptance(db: Database, found: Found, user_id: str, moment: float) -> list
                 invitedBy=s(invite.invited_by),
             ),
         ),
+        *_inviter_still_member(db, invite),
+    ]
+
+
+def _inviter_still_member(db: Database, invite: Invite) -> list[dict[str, Any]]:
+    """The invite dies with its maker's membership (see withdraw_invites_of)."""
+    if not invite.invited_by:
+        return []
+    return [
+        {
+            "ConditionCheck": {
+                "TableName": db.table,
+                "Key": keys.member(invite.workspace_id, invite.invited_by),
+                "ConditionExpression": "attribute_exists(PK)",
+            }
+        }
     ]
 
 
@@ -294,6 +376,8 @@ def accept(
     except ClientError as exc:
         if error_code(exc) != "TransactionCanceledException":
             raise
+        if cancellation_reasons(exc)[2:3] == ["ConditionalCheckFailed"]:
+            raise InviterGone from exc
         if db.get(keys.member(invite.workspace_id, user_id), consistent=True):
             raise AlreadyMember(invite.workspace_id) from exc
         raise InviteUnusable from exc

@@ -171,3 +171,15 @@ def by_user_pk(user_id: str) -> str:
 def item_start_key(workspace_id: str, item_id: str, created_at: str) -> Key:
     """An ExclusiveStartKey for the ByCreated index: the table key plus the index key."""
     return {**item(workspace_id, item_id), CREATED_AT: {"S": created_at}}
+
+
+# --- invite limits and workspace lifecycle (issue 11) --------------------------------------------
+
+INVITE_RATE_PREFIX = "INVITERATE#"
+
+
+def invite_rate(scope: str, subject_id: str, window_seconds: int, window: int) -> Key:
+    """One window of an invite counter: ``scope`` is ``person`` or ``workspace``."""
+    return key(
+        f"{INVITE_RATE_PREFIX}{scope}#{subject_id}", f"{WINDOW_PREFIX}{window_seconds}#{window}"
+    )

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 
-from store import accounts
+from store import accounts, invite_limits
 from store import invites as store_invites
 from store import workspaces as store_workspaces
 from store.db import get_db
@@ -102,14 +102,31 @@ def _create_and_send(ws_id: str, form: Form) -> Any:
     actor, workspace = page().member, page().workspace
     config = current_app.config
     lifetime = config["INVITE_LIFETIME"]
-    invite, token, replaced = store_invites.create_invite(
-        get_db(),
-        ws_id,
-        email=form.values["email"],
-        role=form.values["role"],
-        invited_by=actor.user_id,
-        lifetime_seconds=int(lifetime.total_seconds()),
-    )
+    try:
+        invite, token, replaced = store_invites.create_invite(
+            get_db(),
+            ws_id,
+            email=form.values["email"],
+            role=form.values["role"],
+            invited_by=actor.user_id,
+            lifetime_seconds=int(lifetime.total_seconds()),
+            limits=invite_limits.limits_for(config, ws_id, actor.user_id),
+            max_pending=config["INVITE_MAX_PENDING"],
+        )
+    except invite_limits.RateLimited as limited:
+        return _limited_page(limited, form.values["email"])
+    except store_invites.TooManyPending:
+        form.errors["form"] = (
+            f"This workspace already has {config['INVITE_MAX_PENDING']} pending invites, the "
+            "most it can hold. Withdraw some on the members page, or wait until they are "
+            "accepted or expire."
+        )
+        return render_template(
+            "workspaces/invite_new.html",
+            form=form,
+            roles=store_workspaces.invitable_roles(actor),
+            section="members",
+        ), 409
     link = invite_link(token)
     queued = mail.configured(config) and mail.send(
         config,
@@ -133,6 +150,23 @@ def _create_and_send(ws_id: str, form: Form) -> Any:
     # The page shows a live token: keep it out of caches and Referer headers.
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _limited_page(limited: invite_limits.RateLimited, email: str) -> Any:
+    """429 with Retry-After: how long until the used-up window ends, in words too."""
+    minutes = max(1, round(limited.retry_after / 60))
+    wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
+    if minutes >= 90:
+        hours = round(minutes / 60)
+        wait = f"about {hours} hour{'s' if hours != 1 else ''}"
+    body = render_template(
+        "workspaces/invite_limited.html",
+        scope=limited.limit.scope,
+        email=email,
+        wait=wait,
+        section="members",
+    )
+    return body, 429, {"Retry-After": str(limited.retry_after)}
 
 
 @bp.route("/w/<ws_id>/invites/<invite_id>/revoke", methods=["GET", "POST"])
@@ -169,6 +203,8 @@ def invite(token: str) -> Any:
     db = get_db()
     try:
         found = store_invites.find(db, token)
+    except store_invites.InviterGone:
+        return _private_page("invites/inviter_gone.html", 410)
     except store_invites.InviteUnusable:
         return _private_page("invites/unusable.html", 404)
     user = sessions.current_user()
@@ -200,6 +236,8 @@ def accept_invite(token: str) -> Any:
     db = get_db()
     try:
         found = store_invites.accept(db, token, user_id=user.user_id, email=user.email)
+    except store_invites.InviterGone:
+        return _private_page("invites/inviter_gone.html", 410)
     except store_invites.InviteUnusable:
         return _private_page("invites/unusable.html", 404)
     except store_invites.WrongAccount:

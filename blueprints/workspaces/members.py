@@ -111,6 +111,8 @@ def remove_member(ws_id: str, user_id: str) -> Any:
         except store_workspaces.MembershipChanged:
             flash("That membership changed meanwhile; check the list and try again.", "error")
             return redirect(url_for(".members", ws_id=ws_id), 303)
+        # Their pending invites die with the membership (accepting one also checks).
+        store_invites.withdraw_invites_of(get_db(), ws_id, user_id)
         if leaving:
             flash(f"You left {workspace.name}.", "success")
             return redirect(url_for(".workspaces"), 303)
