@@ -282,8 +282,8 @@ def find(db: Database, token: str, now: float | None = None) -> Found:
     resolved = _resolve(db, token)
     if resolved is not None and resolved[0].revoked_reason == INVITER_LEFT:
         raise InviterGone
-    if resolved is None or not resolved[0].usable(_now(now)):
-        raise InviteUnusable
+    if resolved is None or not resolved[0].usable(_now(now)) or "lifecycle" in resolved[1]:
+        raise InviteUnusable  # (a workspace being deleted takes its invites with it)
     invite, workspace_row = resolved
     inviter, still_member = None, True
     if invite.invited_by:
@@ -334,6 +334,13 @@ def _acceptance(db: Database, found: Found, user_id: str, moment: float) -> list
             ),
         ),
         *_inviter_still_member(db, invite),
+        {
+            "ConditionCheck": {  # not being deleted: no member row after its members went
+                "TableName": db.table,
+                "Key": keys.workspace(invite.workspace_id),
+                "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(lifecycle)",
+            }
+        },
     ]
 
 

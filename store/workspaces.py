@@ -54,6 +54,10 @@ class Workspace:
     created_at: str
     created_by: str
     owner_count: int | None
+    # Set while the workspace is being deleted, or once it was ("deleting", "deleted").
+    lifecycle: str = ""
+    # A rename whose copies on member rows have not all caught up (workspace_lifecycle).
+    names_behind: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ def workspace_from_row(row: RawItem) -> Workspace:
         created_at=text(row, "createdAt"),
         created_by=text(row, "createdBy"),
         owner_count=owner_count,
+        lifecycle=text(row, "lifecycle"),
+        names_behind=number(row, "nameVersion") > number(row, "namesCopied"),
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any
 
-from flask import abort, current_app
+from flask import abort, current_app, render_template
 
 from store import workspaces as store_workspaces
 from store.db import get_db
@@ -23,6 +23,8 @@ from store.pages import WorkspacePage, load_page
 from web import sessions
 from web.errors import render_error
 from web.state import request_state
+
+from . import background
 
 # Ids are uuid4 hex for everything v2 makes, but v1 item ids are kept as they were, so only
 # what can never be a stored id (control characters, absurd lengths) is refused up front,
@@ -79,8 +81,12 @@ def workspace_view(
                 )
             except sessions.SignedOut:
                 return sessions.redirect_to_login()
+            if loaded.workspace is not None and loaded.workspace.lifecycle:
+                _gone(ws_id)
             if loaded.workspace is None or loaded.member is None:
                 abort(404)
+            if loaded.workspace.names_behind:
+                background.continue_names(ws_id)
             request_state().page = loaded
             if loaded.member.rank < needed:
                 abort(403, description=_refusal(min_role))
@@ -89,6 +95,13 @@ def workspace_view(
         return sessions.mark_signed_in_page(wrapped)
 
     return decorate
+
+
+def _gone(ws_id: str) -> None:
+    """410 for a workspace being deleted or deleted; a visit also moves a stalled deletion
+    on (request mode, or a process that crashed mid-way)."""
+    background.continue_deletion(ws_id)
+    abort(current_app.make_response((render_template("workspaces/gone.html"), 410)))
 
 
 def _refusal(min_role: str) -> str:

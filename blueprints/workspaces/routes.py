@@ -14,7 +14,14 @@ from store.db import get_db
 from web import sessions
 from web.forms import Form
 
-from . import forms, invites, items, members, settings  # noqa: F401 - they register views
+from . import (  # noqa: F401 - they register views
+    forms,
+    invites,
+    items,
+    lifecycle,
+    members,
+    settings,
+)
 from .access import SIGNED_IN_USER, page, workspace_view
 from .blueprint import bp
 
