@@ -60,13 +60,15 @@ def test_an_owner_renames_then_deletes_a_workspace_and_the_member_follows(
 
     # Delete: typing the wrong name deletes nothing; the right one takes it from everyone.
     settings(owner)
+    screenshot(owner, "workspace-settings-owner")
     owner.get_by_role("link", name=re.compile("Delete this workspace")).click()
     confirm = owner.get_by_label(re.compile("Type the workspace's name"))
+    confirm.fill("Rocket crew")
+    screenshot(owner, "workspace-delete")
     confirm.fill("rocket crew")
     owner.get_by_role("button", name="Delete this workspace").click()
     expect(owner.get_by_role("alert")).to_contain_text("exactly as shown")
     owner.get_by_label(re.compile("Type the workspace's name")).fill("Rocket crew")
-    screenshot(owner, "workspace-delete")
     owner.get_by_role("button", name="Delete this workspace").click()
     expect(owner.get_by_role("heading", level=1)).to_have_text(
         re.compile("Rocket crew is deleted"), timeout=30_000
