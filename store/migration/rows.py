@@ -23,7 +23,8 @@ ADDED_ATTRIBUTES = {
     ITEM: _KEYS,
     SETTING: _KEYS,
     WORKSPACE: _KEYS,
-    MEMBER: _KEYS | {keys.GSI1PK, keys.GSI1SK, "workspaceName"},
+    # workspaceNameVersion: set by a rename (store/workspace_lifecycle.py) with the name.
+    MEMBER: _KEYS | {keys.GSI1PK, keys.GSI1SK, "workspaceName", "workspaceNameVersion"},
 }
 
 # DynamoDB's limits (UTF-8 bytes): table keys, index keys, and one row.
@@ -37,7 +38,7 @@ INDEX_KEYS = {keys.GSI1PK: MAX_PK_BYTES, keys.GSI1SK: MAX_SK_BYTES, keys.CREATED
 _OWN_NAMES = {
     ITEM: (keys.GSI1PK, keys.GSI1SK),
     SETTING: (keys.GSI1PK, keys.GSI1SK),
-    MEMBER: (keys.GSI1PK, keys.GSI1SK, "workspaceName"),
+    MEMBER: (keys.GSI1PK, keys.GSI1SK, "workspaceName", "workspaceNameVersion"),
 }
 _TYPE_NAMES = {
     "N": "a number",

@@ -13,6 +13,7 @@ from store import keys
 from store import workspace_lifecycle as lifecycle
 from store import workspaces as store_workspaces
 from store.db import Database, n, s
+from store.migration import check
 from tests.support.helpers import rows_with, scan_all
 from tests.support.migration import migrate
 from tests.support.workspaces import add_item
@@ -143,3 +144,20 @@ def test_deleting_the_migrated_workspace_leaves_v1_rows_alone(database, seed):
 
     after = [r for r in scan_all(database) if not r["PK"]["S"].startswith("WORKSPACE#")]
     assert after == before_v1
+
+
+def test_renaming_the_migrated_workspace_keeps_migration_verify_clean(database, seed):
+    seed(items=3, settings=1, members=2)
+    flag = migrate(database)
+    owner_row = next(
+        r
+        for r in rows_with(database, keys.workspace_pk(flag.workspace_id), keys.MEMBER_PREFIX)
+        if r["role"]["S"] == "owner"
+    )
+    owner = keys.suffix(owner_row["SK"]["S"], keys.MEMBER_PREFIX)
+
+    lifecycle.rename(database, flag.workspace_id, "Renamed", user_id=owner)
+    assert lifecycle.copy_name(database, flag.workspace_id, max_rows=10)
+
+    verdicts = {row.verdict for row in check.compare(database, flag.workspace_id, None)}
+    assert verdicts == {check.IDENTICAL}
