@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.helpers import wait_for
 from web import mail, smtp_sender
 
 pytestmark = [
@@ -322,3 +323,27 @@ def test_production_without_smtp_host_says_so_once_at_start(caplog):
     (line,) = [r.getMessage() for r in caplog.records if r.name == "web.mail"]
     assert line.startswith("SMTP_HOST is not set")
     assert "Invites show their link" in line and "password resets cannot be mailed" in line
+
+
+def test_the_invite_page_answers_while_the_mail_server_hangs(app, team, monkeypatch):
+    """The request only queues: it is answered while delivery is still stuck."""
+    release, stuck_on = threading.Event(), []
+
+    def hanging_server(server: Any, msg: Any) -> None:
+        stuck_on.append(msg["To"])
+        release.wait(WAIT)
+
+    sender = smtp_sender.Sender(deliver=hanging_server)
+    monkeypatch.setattr(smtp_sender, "_sender", sender)
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=1, SMTP_STARTTLS=False)
+    try:
+        response = team.owner.web.post(
+            f"/w/{team.workspace_id}/invites/new", {"email": "late@example.com", "role": "member"}
+        )
+        assert response.status_code == 200
+        assert "is queued for sending" in team.owner.web.text(response)
+        assert wait_for(lambda: stuck_on == ["late@example.com"])
+        assert sender.delivered == 0  # still stuck after the page was answered
+    finally:
+        release.set()
+    assert sender.wait_idle(WAIT) and sender.delivered == 1
