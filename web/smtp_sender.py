@@ -10,12 +10,14 @@ is one log line with the server and the error's class, never the message: an inv
 holds its token, and a server's reply can echo the message back.
 
 The thread starts on the first message a process queues (after a fork, the child starts its
-own), and is a daemon: messages still queued when the process exits are lost, and the
-inviter has the link to copy anyway (the invite page always shows it).
+own), and is a daemon: a process that exits cleanly waits up to 5 s for the queue to drain,
+and messages still queued after that (or in a killed process) are lost; the inviter has the
+link to copy anyway (the invite page always shows it).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 200
 SMTP_TIMEOUT = 10.0
 MAX_BACKOFF = 60.0
+EXIT_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,9 @@ class Sender:
             alive = self._thread is not None and self._thread.is_alive()
             if alive and self._pid == os.getpid():
                 return
+            if self._thread is None:
+                # A clean exit (SIGTERM, a recycled worker) gives the queue a moment to drain.
+                atexit.register(self.wait_idle, EXIT_GRACE_SECONDS)
             self._pid = os.getpid()  # a forked child has the queue but not the thread
             self._thread = threading.Thread(target=self._run, name="smtp-sender", daemon=True)
             self._thread.start()

@@ -81,6 +81,27 @@ def test_copies_left_behind_by_the_request_are_finished_by_later_requests(
     } == {"Renamed"}
 
 
+def test_in_thread_mode_a_background_thread_finishes_the_copies(
+    ddb_client, table_name, database, monkeypatch
+):
+    monkeypatch.setattr(background, "NAMES_PER_REQUEST", 1)
+    app = make_app(ddb_client, table_name, MIGRATION_MODE="thread")
+    owner = register(app, "r@example.com", "Rename Owner")
+    created = owner.web.post("/workspaces", {"name": "Before"}, form_page="/workspaces")
+    ws = created.headers["Location"].split("/")[2]
+    for number in range(3):
+        row = store_workspaces.member_row(
+            ws, f"m{number}", role="member", email="m@x.com", workspace_name="Before", joined_at="t"
+        )
+        database.client.put_item(TableName=database.table, Item=row)
+
+    assert rename(owner, ws, "After").status_code == 303
+
+    assert background.wait_idle(30)
+    assert member_names(database, ws) == {"After"}
+    assert not store_workspaces.get_workspace(database, ws).names_behind
+
+
 def test_a_wrong_typed_name_deletes_nothing(database, team: Team):
     ws = team.workspace_id
     page = team.owner.web.text(team.owner.web.get(f"/w/{ws}/delete"))
