@@ -129,14 +129,26 @@ class Recorder:
 # --- who made a call ---------------------------------------------------------------------
 
 
-def _innermost_project_file(frame: FrameType | None) -> Path | None:
-    """The project file nearest the call: the code that asked for it."""
+_PLACES: dict[str, str | None] = {}  # a code file → its project folder (None: not ours)
+
+
+def _place(filename: str) -> str | None:
+    """The project folder (``store``, ``tests``...) a code file lives in; None outside the
+    project and for this file. Remembered: every DynamoDB call walks its whole stack."""
+    if filename not in _PLACES:
+        ours = filename.startswith(str(ROOT)) and not filename.startswith(_NOT_PROJECT)
+        path = Path(filename).relative_to(ROOT) if ours else None
+        mine = path == Path(__file__).relative_to(ROOT)
+        _PLACES[filename] = path.parts[0] if path is not None and not mine else None
+    return _PLACES[filename]
+
+
+def _innermost_project_place(frame: FrameType | None) -> str | None:
+    """The project folder of the code nearest the call: the code that asked for it."""
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if filename.startswith(str(ROOT)) and not filename.startswith(_NOT_PROJECT):
-            path = Path(filename).relative_to(ROOT)
-            if path != Path(__file__).relative_to(ROOT):
-                return path
+        place = _place(frame.f_code.co_filename)
+        if place is not None:
+            return place
         frame = frame.f_back
     return None
 
@@ -154,8 +166,8 @@ def _origin() -> str | None:
 
 
 def who_called(frame: FrameType | None) -> str:
-    place = _innermost_project_file(frame)
-    if place is None or place.parts[0] in ("tests", "devtools"):
+    place = _innermost_project_place(frame)
+    if place is None or place in ("tests", "devtools"):
         return HARNESS
     return _origin() or HARNESS
 
