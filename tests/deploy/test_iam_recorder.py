@@ -163,3 +163,21 @@ def test_the_policy_check_refuses_wildcards_unknown_actions_and_any_resource(tmp
     ]
     assert iam_policy.problems(iam_policy.APP_POLICY) == []
     assert iam_policy.problems(iam_policy.OPERATOR_POLICY) == []
+
+
+def test_dynamodb_streams_calls_are_recorded_as_dynamodb_actions(pytestconfig: pytest.Config):
+    """`migration sync` reads the table's stream: its actions share IAM's dynamodb prefix."""
+    client = boto3.session.Session().client(
+        "dynamodbstreams", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    recorder = Recorder()
+    for event in iam_recorder._EVENTS:
+        client.meta.events.unregister(event, pytestconfig.stash[iam_recorder.HANDLER])
+        client.meta.events.register(event, iam_recorder._handler(recorder))
+    stubber = Stubber(client)
+    stubber.add_response("get_records", {"Records": []})
+    stubber.activate()
+
+    client.get_records(ShardIterator="x" * 10)
+
+    assert set(recorder.examples) == {(HARNESS, "dynamodb:GetRecords")}
