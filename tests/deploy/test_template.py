@@ -123,6 +123,7 @@ def test_the_template_declares_the_table_db_init_creates(
     }
 
 
+@pytest.mark.parametrize("created_by_db_init", ["new"], indirect=True)
 def test_stream_and_recovery_match_where_db_init_sets_them(
     created_by_db_init: tuple[Any, str, bool],
 ):
