@@ -177,6 +177,7 @@ def who_called(frame: FrameType | None) -> str:
 RECORDER = pytest.StashKey[Recorder]()
 HANDLER = pytest.StashKey[Any]()
 _current_test = ["(before the first test)"]
+_tests_run = [0]
 
 
 def _handler(recorder: Recorder) -> Any:
@@ -231,10 +232,12 @@ def _remove_handlers(handlers: list[Any], handler: Any) -> None:
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     _current_test[0] = item.nodeid
     yield
+    _tests_run[0] += 1
 
 
 def _whole_run(session: pytest.Session) -> bool:
-    """Every test of the suite ran and passed: only then is an unused action a finding."""
+    """Every test of the suite ran and passed: only then is an unused action a finding
+    (not after --collect-only, -x, a file, -k, -m or a deselection)."""
     config = session.config
     narrowed = any(
         config.getoption(name, None)
@@ -243,7 +246,10 @@ def _whole_run(session: pytest.Session) -> bool:
     whole = {ROOT, ROOT / "tests"}
     args = {Path(arg.split("::")[0]).resolve() for arg in config.args}
     interrupted = session.shouldstop or session.shouldfail
-    return not narrowed and args <= whole and not interrupted and session.testsfailed == 0
+    all_ran = _tests_run[0] == len(session.items) > 0
+    return (
+        not narrowed and args <= whole and all_ran and not interrupted and not session.testsfailed
+    )
 
 
 def policies() -> dict[str, tuple[str, set[str]]]:
@@ -271,7 +277,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    if PROBLEMS not in config.stash:
+    if PROBLEMS not in config.stash or config.option.collectonly:
         return
     found, whole = config.stash[PROBLEMS]
     recorder = config.stash[RECORDER]
