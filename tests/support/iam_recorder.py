@@ -192,8 +192,14 @@ def _handler(recorder: Recorder) -> Any:
 
 
 def _thread_start_remembering_origin(start: Any) -> Any:
+    """Thread.start that notes on the new thread whether an app or operator started it:
+    contextvars and click's context do not follow a thread, and the runner's do the app's work."""
+
     def started(self: threading.Thread) -> None:
-        setattr(self, _ORIGIN, _origin())
+        try:
+            setattr(self, _ORIGIN, _origin())
+        except Exception:  # noqa: S110 - never stop a thread from starting: it stays untagged
+            pass
         start(self)
 
     return started
