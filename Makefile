@@ -67,9 +67,11 @@ test: setup ## Lint, then the tests on moto and on DynamoDB Local (side by side)
 	[ $$local -eq 0 ] || echo "==> the DynamoDB Local run failed (exit $$local): see above" >&2; \
 	[ $$moto_status -eq 0 ] && [ $$local -eq 0 ]
 
-lint: $(VENV)/.stamp ## ruff check, ruff format --check, then mypy (typecheck)
+lint: $(VENV)/.stamp ## ruff, cfn-lint and the IAM policy check over deploy/, then mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint deploy/*.yaml
+	$(BIN)/python -m devtools.iam_policy deploy/iam/*.json
 	@$(MAKE) --no-print-directory typecheck
 
 typecheck: $(VENV)/.stamp ## mypy over store/ and web/ (settings in pyproject.toml)

@@ -20,6 +20,7 @@ from tests.support.auth import Person, register
 from tests.support.helpers import WebClient
 
 pytest_plugins = [
+    "tests.support.iam_recorder",
     "tests.support.live_fixtures",
     "tests.support.migration",
     "tests.support.workspaces",
