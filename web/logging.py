@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, has_request_context, request
 from werkzeug.datastructures import Headers
 
 from web.state import request_state
@@ -41,6 +42,8 @@ FIELDS = (
     "path",
     "status",
     "duration_ms",
+    "cpu_ms",
+    "dynamodb_calls",
     "request_id",
     "outcome",
     "items",
@@ -121,9 +124,17 @@ class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def install_handler(chosen: str, stream: Any = None) -> logging.Handler | None:
     """Log INFO and up to stderr in the chosen format, unless the root logger already has a
-    handler (gunicorn.conf.py's JSON config, pytest's capture, an operator's own setup)."""
+    handler (gunicorn.conf.py's JSON config, pytest's capture, an operator's own setup; on
+    Lambda the runtime's handler is given our JSON format instead)."""
     root = logging.getLogger()
     if any(not isinstance(h, _OurHandler) for h in root.handlers):
+        if chosen == "json" and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            # Lambda's runtime has its own handler on the root logger (it adds the
+            # invocation's request id); our lines go through it, in our JSON.
+            for handler in root.handlers:
+                handler.setFormatter(JsonFormatter())
+            if root.level == logging.NOTSET or root.level > logging.INFO:
+                root.setLevel(logging.INFO)
         return None
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -160,6 +171,7 @@ def request_id_from(headers: Mapping[str, str] | Headers, environ: Mapping[str, 
 def _start_request() -> None:
     state = request_state()
     state.started = time.perf_counter()
+    state.cpu_started = time.thread_time()
     state.request_id = request_id_from(request.headers, request.environ)
 
 
@@ -169,6 +181,9 @@ def _log_request(response: Response) -> Response:
         _start_request()
     response.headers[REQUEST_ID_HEADER] = state.request_id
     duration_ms = round((time.perf_counter() - state.started) * 1000, 1)
+    # CPU this request's thread used: far below the duration means waiting (DynamoDB, or
+    # other threads holding the GIL), close to it means computing (password hashing).
+    cpu_ms = round((time.thread_time() - state.cpu_started) * 1000, 1)
     # The path only: a query string may carry anything, and invite tokens are replaced.
     path = redact(request.path)
     requests_log.info(
@@ -183,6 +198,8 @@ def _log_request(response: Response) -> Response:
             "path": path,
             "status": response.status_code,
             "duration_ms": duration_ms,
+            "cpu_ms": cpu_ms,
+            "dynamodb_calls": state.dynamodb_calls,
             "request_id": state.request_id,
         },
     )
@@ -192,8 +209,17 @@ def _log_request(response: Response) -> Response:
     return response
 
 
+def _count_dynamodb_call(**_: Any) -> None:
+    """Count the calls a request makes (a background copy, outside requests, is not)."""
+    if has_request_context():
+        request_state().dynamodb_calls += 1
+
+
 def init_app(app: Flask) -> None:
     install_log_redaction(app.logger.name)
+    database = app.extensions.get("db")
+    if database is not None:
+        database.client.meta.events.register("before-call.dynamodb", _count_dynamodb_call)
     if not app.testing:
         install_handler(app.config.get("LOG_FORMAT") or log_format({}))
     app.before_request(_start_request)

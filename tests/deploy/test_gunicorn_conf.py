@@ -90,15 +90,18 @@ def test_a_stopped_worker_hands_the_claim_over_from_worker_exit(
     """Thread mode, a slow copy, a lease of 10 minutes: SIGTERM of the worker holding the
     claim leaves it waiting with its progress (not running until the lease lapses), and the
     worker's log says gunicorn.conf.py's worker_exit did it."""
-    env = server_env(fault_proxy, lease=600, MIGRATION_SLICE_SECONDS="0.5")
+    # A long budget: on a busy machine a slow write is retried rather than failing the run.
+    env = server_env(
+        fault_proxy, lease=600, MIGRATION_SLICE_SECONDS="0.5", MIGRATION_BUDGET_SECONDS="120"
+    )
     server = live_server_factory(workers=1, threads=4, extra_env=env, project_config=True)
     db = server.database
     accounts = seed_v1(db, items=1200, settings=2, members=2)
-    fault_proxy.delay(COPIES, 0.4)
+    fault_proxy.delay(COPIES, 0.3)
     visitor = browsing.Visitor(server.url)
     visitor.login(accounts[0].email)
     visitor.get("/workspaces")
-    copying = wait_for_claim(db, lambda c: c.state == STATE_RUNNING and c.items_copied > 0)
+    copying = wait_for_claim(db, lambda c: c.state == STATE_RUNNING)
     assert copying.items_copied < 1200, "the copy finished before it could be interrupted"
     [worker] = server.worker_pids()
 

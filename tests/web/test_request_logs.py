@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.auth import dynamodb_calls
 from web.logging import (
     REQUEST_ID_HEADER,
     JsonFormatter,
@@ -39,6 +40,22 @@ def test_each_request_logs_one_line_with_its_fields_and_sends_its_id_back(
     assert len(record.request_id) == 32
     assert response.headers[REQUEST_ID_HEADER] == record.request_id
     assert "s3cr3t" not in record.getMessage() and "next=" not in record.getMessage()
+
+
+def test_the_line_counts_the_requests_dynamodb_calls_and_its_cpu(
+    app: Any, database: Any, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="web.requests")
+    client = app.test_client()
+
+    with dynamodb_calls(database.client) as calls:
+        client.get("/healthz")
+    client.get("/login")
+
+    health, login = _request_lines(caplog)
+    assert health.dynamodb_calls == len(calls) == 1
+    assert login.dynamodb_calls == 0
+    assert 0 <= login.cpu_ms
 
 
 def test_an_invite_token_never_reaches_the_request_log(app: Any, caplog: pytest.LogCaptureFixture):
