@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 from devtools import embedded_db
@@ -92,6 +95,41 @@ def table(stats_csv: Path) -> str:
     return "\n".join(lines)
 
 
+def _route(method: str, path: str) -> str:
+    path = re.sub(r"/w/[^/]+", "/w/[ws]", path)
+    path = re.sub(r"/items/[^/]+/", "/items/[id]/", path)
+    return f"{method} {path}"
+
+
+def server_side(log_text: str) -> str:
+    """Per endpoint, from the app's JSON request lines: mean wall time, mean CPU time of the
+    request's thread, and mean DynamoDB calls. Wall far above CPU means waiting."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])
+    for line in log_text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("event") != "request":
+            continue
+        total = totals[_route(record["method"], record["path"])]
+        total[0] += 1
+        total[1] += record["duration_ms"]
+        total[2] += record.get("cpu_ms", 0.0)
+        total[3] += record.get("dynamodb_calls", 0)
+    header = f"{'endpoint (server side)':<34} {'reqs':>6} {'wall ms':>8} {'cpu ms':>7} {'calls':>6}"
+    lines = [header, "-" * len(header)]
+    for name, (count, wall, cpu, calls) in sorted(totals.items()):
+        lines.append(
+            f"{name:<34} {count:>6.0f} {wall / count:>8.0f} {cpu / count:>7.0f} "
+            f"{calls / count:>6.1f}"
+        )
+    lines.append("(means per request; calls = DynamoDB calls the request made)")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=16)
@@ -136,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, pids in processes.items()
         }
         print(table(stats))  # noqa: T201
+        print("\n" + server_side(server.log_tail(50_000_000)))  # noqa: T201
         print(f"\nCPU seconds used during the {wall:.0f} s run (2 cores = {2 * wall:.0f}):")  # noqa: T201
         for name, seconds in used.items():
             print(f"  {name:<24} {seconds:6.1f}")  # noqa: T201
