@@ -25,8 +25,12 @@ def _csrf(page: str) -> str:
     return unescape(match.group(1)) if match else ""
 
 
+# Seconds a person waits between actions ("low,high"); run.py's --wait sets it.
+_WAIT = [float(x) for x in os.environ.get("LOAD_WAIT", "0.5,2").split(",")]
+
+
 class Member(HttpUser):
-    wait_time = between(0.5, 2.0)
+    wait_time = between(_WAIT[0], _WAIT[-1])
 
     def on_start(self) -> None:
         self.email = next(_accounts)

@@ -5,7 +5,7 @@ errors per endpoint, and the CPU each process used (where the time went).
 Everything listens on 127.0.0.1 and is stopped at the end. The v1 data is seeded first and
 nobody has signed in, so the first users meet the migration under way.
 
-    python -m load.run [--users 16] [--seconds 60] [--items 3000] [--members 8]
+    python -m load.run [--users 16] [--seconds 60] [--items 3000] [--members 8] [--wait 0.5,2]
 """
 
 from __future__ import annotations
@@ -47,8 +47,10 @@ def seeded_members(output: str) -> list[str]:
     ]
 
 
-def run_locust(url: str, accounts: list[str], users: int, seconds: int, out: Path) -> Path:
-    env = {**os.environ, "LOAD_ACCOUNTS": ",".join(accounts)}
+def run_locust(
+    url: str, accounts: list[str], users: int, seconds: int, wait: str, out: Path
+) -> Path:
+    env = {**os.environ, "LOAD_ACCOUNTS": ",".join(accounts), "LOAD_WAIT": wait}
     command = [
         str(BIN / "locust"),
         "-f",
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--wait", default="0.5,2", help="seconds between a user's actions")
     args = parser.parse_args(argv)
 
     out = Path(tempfile.mkdtemp(prefix="load-"))
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(accounts)} accounts), migration not yet started",
             flush=True,
         )
-        stats = run_locust(server.url, accounts, args.users, args.seconds, out)
+        stats = run_locust(server.url, accounts, args.users, args.seconds, args.wait, out)
         wall = time.monotonic() - started
         used = {
             name: sum(cpu_seconds(p) for p in pids) - before[name]
