@@ -12,7 +12,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 EVENTS = Path(__file__).resolve().parents[1] / "deploy" / "events"
 KINDS = ("rest-api-v1", "http-api-v2", "function-url")
@@ -91,10 +91,11 @@ class GatewayBrowser:
             extra["content-type"] = "application/x-www-form-urlencoded"
             extra["content-length"] = str(len(body))
         cookie_pairs = [f"{name}={value}" for name, value in self.cookies.items()]
+        request = Request(method, route, query, extra, cookie_pairs)
         if self.kind == "rest-api-v1":
-            _rest_request(event, method, route, query, extra, cookie_pairs)
+            _rest_request(event, request)
         else:
-            _v2_request(event, method, route, query, extra, cookie_pairs)
+            _v2_request(event, request)
         # Form posts arrive base64-encoded: a REST API with */* binary media types, and
         # HTTP APIs and function URLs for any body that is not text.
         event["body"] = base64.b64encode(body).decode() if body is not None else None
@@ -102,14 +103,16 @@ class GatewayBrowser:
         return event
 
 
-def _rest_request(
-    event: dict[str, Any],
-    method: str,
-    route: str,
-    query: str,
-    extra: dict[str, str],
-    cookie_pairs: list[str],
-) -> None:
+class Request(NamedTuple):
+    method: str
+    route: str
+    query: str
+    headers: dict[str, str]
+    cookies: list[str]
+
+
+def _rest_request(event: dict[str, Any], request: Request) -> None:
+    method, route, query, extra, cookie_pairs = request
     event["httpMethod"] = event["requestContext"]["httpMethod"] = method
     event["path"] = route
     event["pathParameters"] = {"proxy": route.lstrip("/")} if route != "/" else None
@@ -130,14 +133,8 @@ def _rest_request(
         event["multiValueHeaders"][name] = [value]
 
 
-def _v2_request(
-    event: dict[str, Any],
-    method: str,
-    route: str,
-    query: str,
-    extra: dict[str, str],
-    cookie_pairs: list[str],
-) -> None:
+def _v2_request(event: dict[str, Any], request: Request) -> None:
+    method, route, query, extra, cookie_pairs = request
     event["rawPath"] = event["requestContext"]["http"]["path"] = route
     event["requestContext"]["http"]["method"] = method
     event["rawQueryString"] = query

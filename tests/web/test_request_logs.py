@@ -177,3 +177,22 @@ def test_the_handler_is_installed_once_and_not_over_someone_elses():
         for handler in saved:
             root.addHandler(handler)
         root.setLevel(level)
+
+
+@pytest.mark.backend_independent
+def test_on_lambda_the_runtimes_handler_gets_the_json_format(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "teamapp")
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    for handler in saved:
+        root.removeHandler(handler)
+    runtime = logging.StreamHandler(io.StringIO())  # stands in for Lambda's own handler
+    root.addHandler(runtime)
+    try:
+        assert install_handler("json") is None, "the runtime's handler stays"
+        assert isinstance(runtime.formatter, JsonFormatter)
+    finally:
+        root.removeHandler(runtime)
+        for handler in saved:
+            root.addHandler(handler)
+        root.setLevel(level)
