@@ -49,10 +49,10 @@ def test_sign_in_the_preparing_page_and_the_items_page_through_lambda(
     on_lambda: Any, seed: Any, monkeypatch: pytest.MonkeyPatch, kind: str
 ):
     # Slices as short as they go (one verified page each), pages of 20 items and one
-    # writer, so 70 items take several requests: the preparing page shows on every backend.
+    # writer, so 45 items take three requests: the preparing page shows on every backend.
     on_lambda.config.update(MIGRATION_SLICE_SECONDS=0, MIGRATION_WRITERS=1)
     monkeypatch.setattr(runner, "CLAIM_POLL_SECONDS", 0.0)
-    accounts = seed(items=70, settings=2, members=2)
+    accounts = seed(items=45, settings=2, members=2)
     client = on_lambda.extensions["db"].client
     stack = contextlib.ExitStack()
     stack.enter_context(hooked(client, "provide-client-params.dynamodb.Scan", _small_pages))
