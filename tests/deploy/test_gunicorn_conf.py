@@ -3,6 +3,8 @@ migration claim over through its worker_exit hook (a real gunicorn, DynamoDB Loc
 
 from __future__ import annotations
 
+import contextlib
+import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -89,10 +91,15 @@ def test_a_stopped_worker_hands_the_claim_over_from_worker_exit(
 ) -> None:
     """Thread mode, a slow copy, a lease of 10 minutes: SIGTERM of the worker holding the
     claim leaves it waiting with its progress (not running until the lease lapses), and the
-    worker's log says gunicorn.conf.py's worker_exit did it."""
+    worker's log says gunicorn.conf.py's worker_exit did it. With LOG_FORMAT=json, the app's
+    lines and gunicorn's own are JSON objects."""
     # A long budget: on a busy machine a slow write is retried rather than failing the run.
     env = server_env(
-        fault_proxy, lease=600, MIGRATION_SLICE_SECONDS="0.5", MIGRATION_BUDGET_SECONDS="120"
+        fault_proxy,
+        lease=600,
+        MIGRATION_SLICE_SECONDS="0.5",
+        MIGRATION_BUDGET_SECONDS="120",
+        LOG_FORMAT="json",
     )
     server = live_server_factory(workers=1, threads=4, extra_env=env, project_config=True)
     db = server.database
@@ -111,5 +118,23 @@ def test_a_stopped_worker_hands_the_claim_over_from_worker_exit(
     assert released.state == STATE_WAITING and released.owner == copying.owner
     assert released.items_copied >= copying.items_copied and not released.last_error
     said = f"migration: gunicorn worker {worker} exiting, handing the copy over"
-    assert wait_for(lambda: said in server.log_tail(2_000_000), timeout=30)
+    assert wait_for(lambda: said in _messages(server), timeout=30)
     fault_proxy.delay(COPIES, 0)
+    requests = [line for line in _json_lines(server) if line.get("event") == "request"]
+    assert {"/login", "/workspaces"} <= {line["path"] for line in requests}
+    assert all(line["request_id"] and line["status"] for line in requests)
+    assert any(line["logger"] == "gunicorn.error" for line in _json_lines(server))
+
+
+def _json_lines(server: LiveServer) -> list[dict[str, Any]]:
+    """The server's log lines that are JSON objects (the app's and gunicorn's own)."""
+    lines = []
+    for line in server.log_tail(2_000_000).splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                lines.append(json.loads(line))
+    return lines
+
+
+def _messages(server: LiveServer) -> set[str]:
+    return {line["message"] for line in _json_lines(server)}
