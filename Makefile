@@ -9,7 +9,7 @@ FLASK := $(BIN)/flask --app app
 # Root on these machines; sudo elsewhere.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system run test lint typecheck bench stop clean
+.PHONY: help setup system run test lint typecheck bench load stop clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-9s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ typecheck: $(VENV)/.stamp ## mypy over store/ and web/ (settings in pyproject.to
 
 bench: setup ## Run the benchmarks (python -m bench)
 	$(BIN)/python -m bench
+
+load: setup ## Load test: Locust drives gunicorn on DynamoDB Local for ~60 s, prints a table
+	$(BIN)/python -m load.run
 
 stop: ## Stop the embedded database server started by `make run`
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.embedded_db stop instance; fi

@@ -23,6 +23,10 @@ WRITER_BOUNDS = (1, 16)
 SLICE_BOUNDS = (0.1, 60.0)
 
 
+LOG_FORMATS = ("json", "text")
+METRICS_KINDS = ("off", "emf")
+
+
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable app; the message says how to fix it."""
 
@@ -111,6 +115,13 @@ def _mail_settings(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: use one of {', '.join(choices)}")
+    return value
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from environment variables (see the README's table)."""
     env = os.environ if environ is None else environ
@@ -147,6 +158,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PUBLIC_URL": env.get("PUBLIC_URL", "").strip().rstrip("/") or None,
         **_mail_settings(env),
         **INVITE_LIMITS,
+        # Logs: readable text in development, one JSON object per line elsewhere.
+        "LOG_FORMAT": _choice(env, "LOG_FORMAT", "text" if development else "json", LOG_FORMATS),
+        # Request and migration metrics as CloudWatch's embedded metric format (web/metrics.py).
+        "METRICS": _choice(env, "METRICS", "off", METRICS_KINDS),
         "PASSWORD_HASH_METHOD": "scrypt:32768:8:3",
         "LOGIN_MAX_FAILURES": 10,
         "LOGIN_FAILURE_WINDOW": timedelta(minutes=15),

@@ -62,6 +62,11 @@ def post_worker_init(worker):
 """
 
 
+_PROJECT_CONFIG_PRELUDE = f"""\
+with open({str(ROOT / "gunicorn.conf.py")!r}) as _config:
+    exec(compile(_config.read(), "gunicorn.conf.py", "exec"))
+"""
+
 _WORKER_CRASH = re.compile(r"Worker \(pid:\d+\) exited with code")
 _CRASH_LOOP_LIMIT = 3
 
@@ -77,6 +82,7 @@ class LiveServer:
     existing table (it is then kept on stop); by default a fresh uniquely named one is made and
     dropped on stop. ``extra_env`` is applied last, so it can override anything (a value of
     None removes a variable). ``gunicorn_args`` are appended to the command line.
+    ``project_config``: also read the project's ``gunicorn.conf.py`` (its hooks and defaults).
     """
 
     def __init__(
@@ -92,6 +98,7 @@ class LiveServer:
         graceful_timeout: int = 5,
         drop_table: bool | None = None,
         init_table: bool = True,
+        project_config: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.table = table or f"live-{uuid.uuid4().hex[:12]}"
@@ -103,6 +110,7 @@ class LiveServer:
         self.graceful_timeout = graceful_timeout
         self.drop_table = table is None if drop_table is None else drop_table
         self.init_table = init_table
+        self.project_config = project_config
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._workdir = Path(tempfile.mkdtemp(prefix="live-server-"))
@@ -302,7 +310,10 @@ class LiveServer:
 
     def _start_gunicorn(self) -> None:
         hooks = self._workdir / "gunicorn_hooks.py"
-        hooks.write_text(_GUNICORN_HOOKS)
+        # With project_config, the project's gunicorn.conf.py is read first (its settings and
+        # hooks), then the ready marker is added; the command line below still wins.
+        prelude = _PROJECT_CONFIG_PRELUDE if self.project_config else ""
+        hooks.write_text(prelude + _GUNICORN_HOOKS)
         self._log_file = self.log_path.open("ab")
         for attempt in range(3):
             self.port = _free_port()

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web import errors, logging, mail, security, sessions, templating
+from web import errors, logging, mail, metrics, security, sessions, templating
 
 
 def init_app(app: Flask) -> None:
     """Wire the pipeline; the order is the order the hooks run in.
 
     The cross-site check runs before the session loader, so a forged POST is refused before
-    any cookie is read; ``set_headers`` is registered first and so runs last (Flask runs
-    ``after_request`` hooks in reverse), seeing the cookies a refresh just set. Log
-    redaction goes in first of all, before anything (an error page) can log a path.
+    any cookie is read; ``set_headers`` is registered early and so runs late (Flask runs
+    ``after_request`` hooks in reverse), seeing the cookies a refresh just set. Logging goes
+    in first of all: redaction before anything (an error page) can log a path, the request's
+    clock before any other hook, and its log line after every other hook.
     """
+    metrics.init_app(app)
     logging.init_app(app)
     security.init_app(app)
     sessions.init_app(app)

@@ -32,6 +32,12 @@ class RequestState:
     new_preauth_nonce: str | None = None
     # The workspace page being shown, once ``workspace_view`` has read it.
     page: WorkspacePage | None = None
+    # For the request's log line (web/logging.py): its id and when it started (perf_counter).
+    request_id: str = ""
+    started: float = 0.0
+    # This request thread's CPU clock at the start, and the DynamoDB calls it has made.
+    cpu_started: float = 0.0
+    dynamodb_calls: int = 0
 
 
 def request_state() -> RequestState:

@@ -31,6 +31,7 @@ from store.migration.engine import Migration, Settings, conclude
 from store.migration.errors import PERMANENT, classify, operator_reason
 from store.migration.flag import Flag, read_flag
 from store.migration.lease import hand_over
+from web.metrics import EmfWriter, record_migration, writer_for
 
 from .hosting import MODE_REQUEST, MODE_THREAD, detect_mode
 
@@ -203,7 +204,10 @@ def kick(user_id: str, claim: Claim | None) -> threading.Thread | None:
             return None
         migration = Migration(db, run, settings, stop=process.stop)
         process.thread = threading.Thread(
-            target=_run, args=(process, migration), name="migration", daemon=True
+            target=_run,
+            args=(process, migration, writer_for(app)),
+            name="migration",
+            daemon=True,
         )
         process.thread.start()
         return process.thread
@@ -239,10 +243,38 @@ def _acquire(
     return run
 
 
-def _run(process: ProcessState, migration: Migration) -> None:
+def _concluded(migration: Migration, metrics: EmfWriter | None) -> Flag | None:
+    """``conclude`` with one log event and one metric saying how the run or slice ended, what
+    it copied and how long it took. A run that returns no flag paused if it was asked to (its
+    slice ended, or the process is stopping) and failed otherwise (conclude logged why)."""
+    started = time.monotonic()
+    flag = conclude(migration)
+    duration_ms = round((time.monotonic() - started) * 1000, 1)
+    outcome = "complete" if flag else "paused" if migration.pause_requested() else "failed"
+    progress = migration.progress
+    with progress.lock:
+        counts = {
+            "items": progress.items,
+            "settings": progress.settings,
+            "members": progress.members,
+            "kept_back": sum(progress.kept.values()),
+        }
+    log.info(
+        "migration run %s %s after %.0f ms: %d items, %d settings, %d members, %d kept back",
+        migration.run.run_id,
+        outcome,
+        duration_ms,
+        *counts.values(),
+        extra={"event": "migration", "outcome": outcome, "duration_ms": duration_ms, **counts},
+    )
+    record_migration(metrics, outcome, counts, duration_ms)
+    return flag
+
+
+def _run(process: ProcessState, migration: Migration, metrics: EmfWriter | None = None) -> None:
     process.active = migration
     try:
-        _finished(process, conclude(migration))
+        _finished(process, _concluded(migration, metrics))
     except Exception:
         # A thread's exception would vanish silently; the claim lapses and is taken over.
         log.exception("migration run %s crashed", migration.run.run_id)
@@ -271,7 +303,7 @@ def _slice(app: Flask, process: ProcessState, user_id: str, claim: Claim | None)
     migration = Migration(db, run, settings, deadline=deadline, stop=process.stop)
     process.active = migration
     try:
-        flag = conclude(migration)
+        flag = _concluded(migration, writer_for(app))
     except Exception:
         # As in the background thread: logged, and the claim lapses after a lease.
         log.exception("migration run %s crashed", run.run_id)
@@ -317,12 +349,23 @@ def stop_runs(process: ProcessState, join_seconds: float = EXIT_JOIN_SECONDS) ->
             hand_over(migration.db, migration.run, migration.progress)
 
 
-def _stop_all_runs() -> None:
+def stop_all_runs(why: str = "the process is exiting") -> None:
+    """Stop every run of this process and hand the claim over; a no-op for a process whose
+    runs were already stopped (gunicorn's ``worker_exit`` calls it, then the exit hook)."""
     for process in list(_processes):
+        if process.stop.is_set():
+            continue
+        running = process.thread is not None and process.thread.is_alive()
+        if running or process.active is not None:
+            log.info("migration: %s, handing the copy over", why)
         try:
             stop_runs(process)
         except Exception:
             log.exception("could not hand the migration over at exit")
+
+
+def _stop_all_runs() -> None:
+    stop_all_runs()
 
 
 def _register_exit_hook() -> None:

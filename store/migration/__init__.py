@@ -56,6 +56,7 @@ The modules, each owning one part (callers import from the module that owns a na
 * ``heartbeat``: the holder's heartbeat thread and the fence check every copy waits on.
 * ``fenced``: the copy's fenced transactions, narrowed to the rows DynamoDB refuses.
 * ``flag``: the flag row, written once and last.
+* ``status``: the migration's state (none, running, waiting, failed, complete) in one read.
 * ``engine``: one run of the copy (or one slice of it), from a held claim to the flag.
 * ``check``: verifying the copy and deleting v1 rows afterwards (operator commands).
 * ``legacy``: a v1 data set for demos and tests, written exactly as v1 stored it.
