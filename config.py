@@ -104,6 +104,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SMTP_HOST": env.get("SMTP_HOST", "").strip() or None,
         "SMTP_PORT": _number(env, "SMTP_PORT", 25, (1, 65535), int),
         "SMTP_FROM": env.get("SMTP_FROM", "").strip() or "teamapp@localhost",
+        # Without SMTP_HOST, mail is written here (None: instance/mail; see web/outbox.py).
+        "MAIL_OUTBOX": env.get("MAIL_OUTBOX", "").strip() or None,
         "PASSWORD_HASH_METHOD": "scrypt:32768:8:3",
         "LOGIN_MAX_FAILURES": 10,
         "LOGIN_FAILURE_WINDOW": timedelta(minutes=15),

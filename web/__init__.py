@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web import errors, logging, security, sessions, templating
+from web import errors, logging, outbox, security, sessions, templating
 
 
 def init_app(app: Flask) -> None:
@@ -21,3 +21,4 @@ def init_app(app: Flask) -> None:
     sessions.init_app(app)
     templating.init_app(app)
     errors.init_app(app)
+    outbox.init_app(app)

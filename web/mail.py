@@ -1,4 +1,5 @@
-"""Sending e-mail over SMTP, when ``SMTP_HOST`` is configured.
+"""Sending e-mail: over SMTP when ``SMTP_HOST`` is configured, else into the outbox folder
+(``web.outbox``, listed at ``/dev/mail`` in development).
 
 Only what an invite needs: one plain-text message per call, a short timeout so a slow mail
 server cannot hold a page for long, and failures reported to the caller (who then shows the
@@ -13,6 +14,8 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
+from web import outbox
+
 log = logging.getLogger(__name__)
 SMTP_TIMEOUT = 10.0
 
@@ -22,7 +25,10 @@ def configured(config: Mapping[str, Any]) -> bool:
 
 
 def send(config: Mapping[str, Any], *, to: str, subject: str, body: str) -> bool:
-    """Send one message; True when the server accepted it."""
+    """Send one message; True when the server accepted it (or, without SMTP_HOST, when it
+    is in the outbox folder)."""
+    if not configured(config):
+        return outbox.deliver(config, to=to, subject=subject, body=body)
     message = EmailMessage()
     message["From"] = config.get("SMTP_FROM") or "teamapp@localhost"
     message["To"] = to
