@@ -19,12 +19,12 @@ from .db import (
     cancellation_reasons,
     condition_failed,
     error_code,
+    n,
     now_iso,
     number,
     s,
     transact,
 )
-from .sessions import generation_bump_action
 from .workspaces import memberships
 
 
@@ -125,21 +125,26 @@ def _copy_email_to_memberships(db: Database, user_id: str, email: str) -> None:
                 raise
 
 
+def _password_update(db: Database, user_id: str, new_hash: str) -> dict[str, Any]:
+    """Set the hash and move the session generation on: every session is signed out."""
+    update = _profile_update(db, user_id, "SET passwordHash = :hash ADD #gen :one", hash=new_hash)
+    update["ExpressionAttributeNames"] = {"#gen": SESSION_GENERATION}
+    update["ExpressionAttributeValues"][":one"] = n(1)
+    return update
+
+
 def reset_password(db: Database, ticket: Ticket, new_hash: str) -> None:
     """Set a new password from a reset link and sign out every session of the account."""
-    update = _profile_update(db, ticket.user_id, "SET passwordHash = :hash", hash=new_hash)
-    _spend_with(db, ticket, [{"Update": update}, generation_bump_action(db, ticket.user_id)])
+    _spend_with(db, ticket, [{"Update": _password_update(db, ticket.user_id, new_hash)}])
 
 
 def change_password(db: Database, user_id: str, seen_hash: str, new_hash: str) -> int | None:
     """Set a new password (the caller checked the current one, whose hash it saw) and sign
     out every session; the new session generation (for the caller's own session, re-issued),
     or None when the password changed meanwhile."""
-    bump = generation_bump_action(db, user_id)["Update"]
-    update = _profile_update(db, user_id, "SET passwordHash = :hash ADD #gen :one", hash=new_hash)
+    update = _password_update(db, user_id, new_hash)
     update["ConditionExpression"] = "attribute_exists(PK) AND passwordHash = :seen"
-    update["ExpressionAttributeNames"] = bump["ExpressionAttributeNames"]
-    update["ExpressionAttributeValues"].update({":seen": s(seen_hash), ":one": {"N": "1"}})
+    update["ExpressionAttributeValues"][":seen"] = s(seen_hash)
     try:
         response = db.client.update_item(**update, ReturnValues="UPDATED_NEW")
     except ClientError as exc:

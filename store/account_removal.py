@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from . import keys
 from .accounts import Account
-from .db import Database, cancellation_reasons, query_prefix, s, transact
+from .db import Database, cancellation_reasons, s, transact
 from .workspaces import (
     LastOwner,
     MembershipChanged,
@@ -87,7 +87,12 @@ def delete_account(db: Database, account: Account) -> None:
             raise
         # The pointer names someone else (bad data): still delete the profile.
         db.client.delete_item(TableName=db.table, Key=keys.user(account.user_id))
-    for row in query_prefix(db, keys.USER_PREFIX + account.user_id, ""):
+    rest = db.query_all(
+        KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": s(keys.USER_PREFIX + account.user_id)},
+        ConsistentRead=True,
+    )
+    for row in rest:
         db.client.delete_item(
             TableName=db.table, Key={keys.PK: row[keys.PK], keys.SK: row[keys.SK]}
         )

@@ -150,20 +150,6 @@ def next_generation(db: Database, user_id: str) -> int:
     return number(response["Attributes"], SESSION_GENERATION)
 
 
-def generation_bump_action(db: Database, user_id: str) -> dict[str, Any]:
-    """The same bump as part of a transaction (a password reset signs everyone out with it)."""
-    return {
-        "Update": {
-            "TableName": db.table,
-            "Key": keys.user(user_id),
-            "UpdateExpression": "ADD #gen :one",
-            "ConditionExpression": "attribute_exists(PK)",
-            "ExpressionAttributeNames": {"#gen": SESSION_GENERATION},
-            "ExpressionAttributeValues": {":one": n(1)},
-        }
-    }
-
-
 def keep_only(db: Database, user_id: str, keep: SessionRef | None) -> None:
     """After a generation bump: drop the other sessions' rows and move ``keep`` (the session
     re-issued under the new generation) along."""

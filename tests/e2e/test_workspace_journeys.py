@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from devtools.live_server import LiveServer
 from tests.support.browser import PageFactory
+from tests.support.mailbox import confirm_in_browser
 
 PASSWORD = "a long enough test password"
 MIGRATION_TIMEOUT_MS = 60_000
@@ -32,9 +33,11 @@ def fill_registration(page: Page, email: str, name: str) -> None:
 
 
 def register(page: Page, email: str, name: str) -> None:
+    """Register and confirm the address from the development mail page."""
     page.goto("/register")
     fill_registration(page, email, name)
     expect(page.get_by_role("navigation", name="Main")).to_contain_text(name)
+    confirm_in_browser(page, email)
 
 
 def sign_in(page: Page, email: str, password: str) -> None:
@@ -98,6 +101,8 @@ def test_an_owner_invites_a_colleague_who_registers_and_works_on_the_migrated_it
     colleague.get_by_role("link", name="Create an account").click()
     fill_registration(colleague, colleague_email, "Colin Colleague")
     expect(colleague).to_have_url(re.compile(r"/invite/"))
+    confirm_in_browser(colleague, colleague_email)
+    colleague.goto(link)
     colleague.get_by_role("button", name=re.compile("^Join ")).click()
     expect(colleague).to_have_url(re.compile(rf"/w/{workspace_id}/items"))
     expect(colleague.get_by_role("status")).to_contain_text("Welcome to")

@@ -44,3 +44,16 @@ def path_of_link(message: StoredMail, contains: str) -> str:
         if contains in link:
             return "/" + link.split("://", 1)[1].split("/", 1)[1]
     raise AssertionError(f"no link with {contains!r} in {message.subject!r}")
+
+
+def confirm_in_browser(page: Any, address: str) -> None:
+    """In Chromium, as a person would: open /dev/mail, the newest confirmation mail to
+    ``address``, its link, and press Confirm; the page is left on where that lands."""
+    from playwright.sync_api import expect
+
+    page.goto("/dev/mail")
+    row = page.locator("tr", has_text=address).filter(has_text="Confirm your").first
+    row.get_by_role("link").click()
+    page.get_by_role("link", name=re.compile(r"/(confirm|account/email)/")).click()
+    page.get_by_role("button", name=re.compile("^Confirm ")).click()
+    expect(page.get_by_role("status")).to_contain_text("confirmed")
