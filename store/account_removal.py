@@ -15,7 +15,7 @@ from .db import Database, cancellation_reasons, s, transact
 from .workspaces import (
     LastOwner,
     MembershipChanged,
-    ensure_owner_count,
+    count_owners,
     get_workspace,
     memberships,
     remove_member,
@@ -39,10 +39,12 @@ def sole_ownerships(db: Database, user_id: str) -> list[str]:
         workspace = get_workspace(db, membership.workspace_id)
         if workspace is None:
             continue
-        if workspace.owner_count is None:
-            ensure_owner_count(db, workspace)
-            workspace = get_workspace(db, membership.workspace_id)
-        if workspace is not None and (workspace.owner_count or 0) <= 1:
+        # Read only (the account page asks on GET): an older row without ownerCount is
+        # counted from its members instead of being given the attribute here.
+        owners = workspace.owner_count
+        if owners is None:
+            owners = count_owners(db, workspace.workspace_id)
+        if owners <= 1:
             names.append(workspace.name)
     return sorted(names, key=str.casefold)
 
