@@ -102,7 +102,7 @@ def test_forgot_password_reset_and_the_old_sessions_are_gone(
     open_mail(phone, email, "Reset your")
     phone.locator('.mail-body a[href*="/password/reset/"]').click()
     expect(phone.get_by_role("heading", level=1)).to_have_text("Choose a new password")
-    phone.get_by_label("New password").fill(NEW_PASSWORD)
+    phone.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
     phone.get_by_role("button", name="Save the new password").click()
     expect(phone).to_have_url(re.compile(r"/login$"))
     expect(phone.get_by_role("status")).to_contain_text("every session was signed out")
