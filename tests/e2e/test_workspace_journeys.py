@@ -6,30 +6,17 @@ hostile text in every field renders as text (no dialog ever fires)."""
 from __future__ import annotations
 
 import re
-import uuid
 
 from playwright.sync_api import Page, expect
 
 from devtools.live_server import LiveServer
 from tests.support.browser import PageFactory
+from tests.support.journeys import fill_registration, unique_email
 from tests.support.mailbox import confirm_in_browser
 
-PASSWORD = "a long enough test password"
 MIGRATION_TIMEOUT_MS = 60_000
 SEEDED_ACCOUNT = re.compile(r"^\s+(\S+@\S+)\s+(.+?)\s{2,}(owner|admin|member)\s*$", re.M)
 WORKSPACE_URL = re.compile(r"/w/([^/]+)/items")
-
-
-def unique_email(label: str) -> str:
-    return f"{label}-{uuid.uuid4().hex[:8]}@example.com"
-
-
-def fill_registration(page: Page, email: str, name: str) -> None:
-    form = page.get_by_role("form", name="Create an account")
-    form.get_by_label("E-mail").fill(email)
-    form.get_by_label("Your name").fill(name)
-    form.get_by_label("Password").fill(PASSWORD)
-    form.get_by_role("button", name="Create account").click()
 
 
 def register(page: Page, email: str, name: str) -> None:

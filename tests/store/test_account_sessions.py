@@ -101,23 +101,27 @@ def test_a_limit_holds_under_concurrent_requests(database: Any):
     assert sorted(w == 0 for w in waits) == [False] * 7 + [True] * 3
 
 
+def _join_as_member(database: Any, workspace: Any, account: accounts.Account) -> None:
+    database.client.put_item(
+        TableName=database.table,
+        Item=store_workspaces.member_row(
+            workspace.workspace_id,
+            account.user_id,
+            role="member",
+            email=account.email,
+            workspace_name=workspace.name,
+            joined_at="2026-01-01T00:00:00.000000Z",
+        ),
+    )
+
+
 def test_deleting_the_last_owner_is_refused_naming_the_workspaces(database: Any):
     account = _new(database)
     other = _new(database, "bob@x.com")
     store_workspaces.create_workspace(database, "Zeta", account.user_id, account.email)
     shared = store_workspaces.create_workspace(database, "Alpha", other.user_id, other.email)
     store_workspaces.create_workspace(database, "Beta", account.user_id, account.email)
-    database.client.put_item(
-        TableName=database.table,
-        Item=store_workspaces.member_row(
-            shared.workspace_id,
-            account.user_id,
-            role="member",
-            email=account.email,
-            workspace_name="Alpha",
-            joined_at="2026-01-01T00:00:00.000000Z",
-        ),
-    )
+    _join_as_member(database, shared, account)
     with pytest.raises(account_removal.LastOwnerOf) as refused:
         account_removal.delete_account(database, account)
     assert refused.value.names == ["Beta", "Zeta"]
@@ -128,17 +132,7 @@ def test_deleting_an_account_removes_memberships_pointer_profile_and_its_rows(da
     owner = _new(database, "bob@x.com")
     account = _new(database)
     shared = store_workspaces.create_workspace(database, "Alpha", owner.user_id, owner.email)
-    database.client.put_item(
-        TableName=database.table,
-        Item=store_workspaces.member_row(
-            shared.workspace_id,
-            account.user_id,
-            role="member",
-            email=account.email,
-            workspace_name="Alpha",
-            joined_at="2026-01-01T00:00:00.000000Z",
-        ),
-    )
+    _join_as_member(database, shared, account)
     _record(database, account, "s1")
     accounts.remember_workspace(database, account.user_id, shared.workspace_id)
 
