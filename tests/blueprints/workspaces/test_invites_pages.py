@@ -406,6 +406,7 @@ def test_two_accepts_at_once_make_one_membership(app, database, team):
     _, token = create_invite(team)
     first = WebClient(app.test_client())
     first.register(INVITEE, "New Comer")
+    confirm_from_mail(app, first, INVITEE)
     second = WebClient(app.test_client())
     second.login(INVITEE)
     attempts = [
