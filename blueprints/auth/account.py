@@ -126,7 +126,7 @@ def _keep_this_session_only(response: Any, account: accounts.Account) -> None:
 @sessions.login_required
 def change_email() -> Any:
     account = _account()
-    form = forms.forgot_password(request.form)  # one field, "email", checked the same way
+    form = forms.email_only(request.form)
     if not _current_password_ok(account, form) or not form.valid:
         return _page(400, email_form=form)
     new_email = accounts.normalise_email(form.values["email"])

@@ -56,7 +56,8 @@ def sign_in(data: MultiDict[str, str]) -> Form:
     return form
 
 
-def forgot_password(data: MultiDict[str, str]) -> Form:
+def email_only(data: MultiDict[str, str]) -> Form:
+    """One field, ``email``: the forgotten-password form, and a new address on /account."""
     form = Form({"email": data.get("email", "").strip()})
     if problem := email_problem(form.values["email"]):
         form.errors["email"] = problem

@@ -49,7 +49,7 @@ def forgot_password() -> Any:
     form = Form({"email": ""})
     if request.method == "POST":
         check_preauth_csrf()
-        form = forms.forgot_password(request.form)
+        form = forms.email_only(request.form)
         if form.valid:
             _start_reset(form.values["email"])
             return render_template("auth/forgot_sent.html", email=form.values["email"])
