@@ -11,7 +11,7 @@ from typing import Any
 from flask import current_app, flash, redirect, render_template, request, url_for
 
 from blueprints.auth import passwords
-from store import account_changes, account_removal, account_tokens, accounts
+from store import account_changes, account_removal, account_tokens, accounts, limits
 from store import sessions as store_sessions
 from store.db import get_db
 from web import sessions
@@ -50,8 +50,23 @@ def _page(status: int = 200, **forms_by_name: Form) -> Any:
 
 
 def _current_password_ok(account: accounts.Account, form: Form) -> bool:
+    """Whether the typed current password is right. Counted per account (store/limits.py),
+    so a stolen session cannot be used to guess the password at leisure."""
     typed = request.form.get("current_password", "")
     method = current_app.config["PASSWORD_HASH_METHOD"]
+    window = int(current_app.config["LOGIN_FAILURE_WINDOW"].total_seconds())
+    wait = limits.take(
+        get_db(),
+        "currentpassword",
+        account.user_id,
+        limit=current_app.config["LOGIN_MAX_FAILURES"],
+        window_seconds=window,
+    )
+    if wait:
+        form.errors["current_password"] = (
+            f"Too many attempts. Try again in {wait // 60 + 1} minutes."
+        )
+        return False
     if typed and len(typed) <= passwords.MAX_LENGTH:
         if passwords.verify(account.password_hash, typed, method):
             return True

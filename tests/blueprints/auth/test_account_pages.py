@@ -16,6 +16,10 @@ from tests.support.workspaces import add_member, create_workspace
 NEW_PASSWORD = "a brand new long password"
 
 
+def _rows_but_counters(database: Any) -> list[Any]:
+    return [r for r in rows_but_migration(database) if not r["PK"]["S"].startswith("LIMIT#")]
+
+
 def _signed_out(web: WebClient) -> bool:
     response = web.get("/account")
     return response.status_code == 302 and "/login" in response.headers["Location"]
@@ -43,14 +47,14 @@ def test_changing_the_password_needs_the_current_one_and_signs_out_the_others(
     app: Any, database: Any, alice: Any
 ):
     phone = signed_in(app, alice)
-    before = rows_but_migration(database)
+    before = _rows_but_counters(database)
     wrong = alice.web.post(
         "/account/password",
         {"current_password": "not my password at all", "new_password": NEW_PASSWORD},
         form_page="/account",
     )
     assert wrong.status_code == 400 and "not your current password" in alice.web.text(wrong)
-    assert rows_but_migration(database) == before
+    assert _rows_but_counters(database) == before  # only the attempt was counted
 
     done = alice.web.post(
         "/account/password",
@@ -171,3 +175,21 @@ def test_a_workspace_page_still_costs_one_batch_read_for_the_session(
     wanted = batches[0]["RequestItems"][database.table]["Keys"]
     assert keys.user(alice.user_id) in wanted  # the profile rides along with the revocation row
     assert [name for name, _ in calls].count("GetItem") == 0
+
+
+def test_guessing_the_current_password_is_limited_per_account(app: Any, alice: Any):
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    for attempt in range(limit):
+        wrong = alice.web.post(
+            "/account/password",
+            {"current_password": f"wrong guess {attempt}", "new_password": NEW_PASSWORD},
+            form_page="/account",
+        )
+        assert "not your current password" in alice.web.text(wrong)
+    held = alice.web.post(
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        form_page="/account",
+    )
+    assert held.status_code == 400 and "Too many attempts" in alice.web.text(held)
+    assert WebClient(app.test_client()).login(alice.email, PASSWORD).status_code == 303
