@@ -47,7 +47,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
+    from blueprints.auth import account, confirm, reset  # noqa: F401 - they attach views
+    from blueprints.auth.account_blueprint import bp as account_bp
     from blueprints.auth.routes import bp as auth_bp
+    from blueprints.dev.routes import bp as dev_bp
     from blueprints.main.routes import bp as main_bp
     from blueprints.migration import runner as migration_runner
     from blueprints.migration.routes import bp as migration_bp
@@ -57,7 +60,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(migration_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(account_bp)
     app.register_blueprint(workspaces_bp)
+    app.register_blueprint(dev_bp)
 
 
 def _development_secret(instance: Path) -> str:

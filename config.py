@@ -162,10 +162,19 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOG_FORMAT": _choice(env, "LOG_FORMAT", "text" if development else "json", LOG_FORMATS),
         # Request and migration metrics as CloudWatch's embedded metric format (web/metrics.py).
         "METRICS": _choice(env, "METRICS", "off", METRICS_KINDS),
+        # Without SMTP_HOST, mail is written here (None: instance/mail; see web/outbox.py).
+        "MAIL_OUTBOX": env.get("MAIL_OUTBOX", "").strip() or None,
         "PASSWORD_HASH_METHOD": "scrypt:32768:8:3",
         "LOGIN_MAX_FAILURES": 10,
         "LOGIN_FAILURE_WINDOW": timedelta(minutes=15),
         "INVITE_LIFETIME": timedelta(days=7),
+        # Mailed links (OWASP Forgot Password: short-lived, single use) and how often a person
+        # may ask for one; store/limits.py counts per account or address across processes.
+        "CONFIRM_LIFETIME": timedelta(days=3),
+        "RESET_LIFETIME": timedelta(hours=1),
+        "EMAIL_CHANGE_LIFETIME": timedelta(days=1),
+        "MAIL_LINK_LIMIT": 3,
+        "MAIL_LINK_WINDOW": timedelta(minutes=15),
         # Requests: an item holds at most 400 KB in DynamoDB, so a form bigger than 1 MB is
         # never legitimate.
         "MAX_CONTENT_LENGTH": 1024 * 1024,

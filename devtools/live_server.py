@@ -117,6 +117,7 @@ class LiveServer:
         self._ready_dir = self._workdir / "ready"
         self._ready_dir.mkdir()
         self.log_path = self._workdir / "server.log"
+        self.mail_folder = self._workdir / "mail"
         self._log_file: Any = None
         self._database: Any = None
         self.env = self._build_env(extra_env or {})
@@ -299,6 +300,8 @@ class LiveServer:
                 "AWS_REGION": REGION,
                 "PYTHONUNBUFFERED": "1",
                 "LIVE_SERVER_READY_DIR": str(self._ready_dir),
+                # Each server's mail in its own folder (listed at /dev/mail), not instance/.
+                "MAIL_OUTBOX": str(self.mail_folder),
             }
         )
         for name, value in extra.items():

@@ -29,37 +29,53 @@ class EmailTaken(Exception):
     """Another account already uses this e-mail address."""
 
 
+# Set on accounts registered since addresses are confirmed; a v1 row never has it, so
+# absence means confirmed (issue 11).
+UNCONFIRMED = "emailUnconfirmed"
+# Bumped to sign out every session at once; tokens carry the value they were issued under
+# ("gen"), and a token whose value differs is signed out. Absent means 0.
+SESSION_GENERATION = "sessionGeneration"
+
+
 @dataclass(frozen=True)
 class Account:
     user_id: str
     email: str
     name: str
     password_hash: str
+    confirmed: bool = True
+    session_generation: int = 0
 
 
 def normalise_email(address: str) -> str:
     return address.strip().lower()
 
 
-def _account(user_id: str, row: RawItem) -> Account:
+def account_from_row(user_id: str, row: RawItem) -> Account:
     return Account(
         user_id=user_id,
         email=text(row, "email"),
         name=text(row, "name"),
         password_hash=text(row, "passwordHash"),
+        confirmed=not row.get(UNCONFIRMED, {}).get("BOOL", False),
+        session_generation=number(row, SESSION_GENERATION),
     )
+
+
+_account = account_from_row
 
 
 def create_account(db: Database, email: str, name: str, password_hash: str) -> Account:
     """Create the USER and EMAIL rows together; one account per e-mail even under races."""
     user_id = new_id()
     email = normalise_email(email)
-    profile = {
+    profile: RawItem = {
         **keys.user(user_id),
         "email": s(email),
         "name": s(name),
         "passwordHash": s(password_hash),
         "createdAt": s(now_iso()),
+        UNCONFIRMED: {"BOOL": True},
     }
     actions = [put_new(db, {**keys.email(email), "userId": s(user_id)}), put_new(db, profile)]
     try:

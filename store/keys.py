@@ -40,6 +40,12 @@ SESSION_PREFIX = "SESSION#"
 REVOKED_SK = "REVOKED"
 LOGIN_FAILURES_PREFIX = "LOGINFAIL#"
 WINDOW_PREFIX = "WINDOW#"
+# A session's row under its account (listing, "sign out other sessions"); not the
+# ``SESSION#<sid>`` revocation row above, which the request path reads.
+USER_SESSION_PREFIX = "SESSION#"
+# Single-use tokens mailed to a person: one purpose per token (the SK), stored hashed.
+ACCOUNT_TOKEN_PREFIX = "ACCOUNTTOKEN#"  # noqa: S105 - a key prefix
+RATE_LIMIT_PREFIX = "LIMIT#"
 
 # --- v2 workspaces ----------------------------------------------------------------------------
 WORKSPACE_PREFIX = "WORKSPACE#"
@@ -93,6 +99,20 @@ def email(address: str) -> Key:
 
 def revoked_session(session_id: str) -> Key:
     return key(SESSION_PREFIX + session_id, REVOKED_SK)
+
+
+def user_session(user_id: str, session_id: str) -> Key:
+    return key(USER_PREFIX + user_id, USER_SESSION_PREFIX + session_id)
+
+
+def account_token(purpose: str, token_hash: str) -> Key:
+    """A mailed token's row: looked up by its SHA-256 and the purpose it was made for, so a
+    confirmation link can never serve as a reset link."""
+    return key(ACCOUNT_TOKEN_PREFIX + token_hash, purpose.upper())
+
+
+def rate_limit(kind: str, subject: str, window: int) -> Key:
+    return key(f"{RATE_LIMIT_PREFIX}{kind}#{subject}", f"{WINDOW_PREFIX}{window}")
 
 
 def login_failures(address: str, window: int) -> Key:

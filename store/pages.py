@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import keys
-from .accounts import SessionRevoked, session_rows
+from .accounts import Account, SessionRevoked, session_rows
 from .db import Database, RawItem, text
 from .invites import invite_from_row
 from .items import item_from_row
+from .sessions import SessionRef, check
 from .settings import Settings, from_rows, setting_keys
 from .workspaces import Member, Workspace, member_from_row, workspace_from_row
 
@@ -55,6 +56,8 @@ class WorkspacePage:
     # Each extra asked for, typed ("item" -> Item, "member" -> Member, "invite" -> Invite,
     # "prefs" -> the last workspace id), or None when its row does not exist.
     extras: dict[str, Any] = field(default_factory=dict)
+    # The signed-in person's profile, when the session was checked against it.
+    account: Account | None = None
 
 
 def load_page(
@@ -66,26 +69,32 @@ def load_page(
     settings: Iterable[str] = (),
     extras: Mapping[str, str] | None = None,
     name: str = "",
+    generation: int | None = None,
 ) -> WorkspacePage:
     """Read a workspace page's rows at once; ``name`` is the person's display name, carried
-    on ``member``. Raises ``SessionRevoked`` when the session was signed out."""
+    on ``member``. Raises ``SessionRevoked`` when the session was signed out.
+
+    With the session's ``generation`` the account's profile joins the same BatchGetItem
+    (``store.sessions.check``): a session signed out everywhere, or of a deleted account,
+    is refused too, and the page gets the profile (``account``)."""
     setting_names = list(settings)
     wanted_extras = dict(extras or {})
     unknown = set(wanted_extras) - set(EXTRAS)
     if unknown:
         raise ValueError(f"unknown extra rows {sorted(unknown)}")
-    revoked, rows = session_rows(
-        db,
-        session_id,
-        [
-            keys.workspace(workspace_id),
-            keys.member(workspace_id, user_id),
-            *setting_keys(workspace_id, setting_names),
-            *(EXTRAS[kind].key(workspace_id, id_) for kind, id_ in wanted_extras.items()),
-        ],
-    )
-    if revoked:
-        raise SessionRevoked
+    wanted_keys = [
+        keys.workspace(workspace_id),
+        keys.member(workspace_id, user_id),
+        *setting_keys(workspace_id, setting_names),
+        *(EXTRAS[kind].key(workspace_id, id_) for kind, id_ in wanted_extras.items()),
+    ]
+    account = None
+    if generation is None:
+        revoked, rows = session_rows(db, session_id, wanted_keys)
+        if revoked:
+            raise SessionRevoked
+    else:
+        account, rows = check(db, SessionRef(session_id, user_id, generation), wanted_keys)
     workspace_row, member_row = rows[0], rows[1]
     setting_rows = rows[2 : 2 + len(setting_names)]
     extra_rows = rows[2 + len(setting_names) :]
@@ -97,4 +106,5 @@ def load_page(
             kind: EXTRAS[kind].typed(row) if row is not None else None
             for kind, row in zip(wanted_extras, extra_rows, strict=True)
         },
+        account=account,
     )

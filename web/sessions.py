@@ -30,12 +30,14 @@ from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 
 from store import accounts
+from store import sessions as store_sessions
 from store.db import get_db
+from store.sessions import SessionRef
 from web.security import PREAUTH_COOKIE, UNSAFE_METHODS, same_site_path
 from web.state import request_state
 
 jwt = JWTManager()
-_CARRIED_CLAIMS = ("sid", "csrf", "auth_time", "name", "email")
+_CARRIED_CLAIMS = ("sid", "csrf", "auth_time", "name", "email", "gen")
 # Marker attributes on view functions, set and read only through the functions below.
 _SIGNED_IN_PAGE = "_signed_in_page"
 _PREAUTH_PAGE = "_preauth_page"
@@ -105,26 +107,42 @@ def load_session() -> None:
     state.claims = claims
 
 
-def confirmed_read(read: Callable[[str], T]) -> T:
-    """Run a store read that also checks the session's revocation row (``read`` gets the
-    session id and raises ``accounts.SessionRevoked``), so a page pays one call for both."""
+def session_ref(claims: dict[str, Any]) -> SessionRef:
+    """The session a token names; a token from before generations existed carries none (0)."""
+    generation = claims.get("gen", 0)
+    return SessionRef(
+        claims.get("sid", ""), claims["sub"], generation if isinstance(generation, int) else -1
+    )
+
+
+def confirmed_read(read: Callable[[SessionRef], tuple[accounts.Account, T]]) -> T:
+    """Run a store read that also checks the session (``read`` gets the session and returns
+    the account with its result, or raises ``accounts.SessionRevoked``), so a page pays one
+    call for both."""
     state = request_state()
     if state.claims is None:
         raise SignedOut
     try:
-        result = read(state.claims["sid"])
+        account, result = read(session_ref(state.claims))
     except accounts.SessionRevoked:
         state.claims = None
         state.clear_auth = True
         raise SignedOut from None
     state.session_confirmed = True
+    state.account = account
     return result
 
 
-def _check_not_revoked(session_id: str) -> None:
-    revoked, _ = accounts.session_rows(get_db(), session_id, [])
-    if revoked:
-        raise accounts.SessionRevoked
+def _check_session(ref: SessionRef) -> tuple[accounts.Account, None]:
+    account, _ = store_sessions.check(get_db(), ref, [])
+    return account, None
+
+
+def current_account() -> accounts.Account | None:
+    """The signed-in person's account as stored (read with the session check), or None."""
+    if current_user() is None:
+        return None
+    return request_state().account
 
 
 def current_user() -> User | None:
@@ -133,7 +151,7 @@ def current_user() -> User | None:
         return None
     if not state.session_confirmed:
         try:
-            confirmed_read(_check_not_revoked)
+            confirmed_read(_check_session)
         except SignedOut:
             return None
     return peek_user()
@@ -148,9 +166,16 @@ def signed_in() -> User:
 
 
 def peek_user() -> User | None:
-    """The user the cookie names, before the revocation check: for page chrome only."""
-    claims = request_state().claims
-    return User(claims["sub"], claims.get("email", ""), claims.get("name", "")) if claims else None
+    """The user the cookie names, before the revocation check: for page chrome only. Once
+    the session was checked, name and address come from the profile read with it (fresh
+    after a change made in another browser)."""
+    state = request_state()
+    claims = state.claims
+    if not claims:
+        return None
+    if state.account is not None:
+        return User(state.account.user_id, state.account.email, state.account.name)
+    return User(claims["sub"], claims.get("email", ""), claims.get("name", ""))
 
 
 def csrf_value() -> str:
@@ -182,30 +207,60 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return mark_signed_in_page(wrapped)
 
 
+def _session_end(auth_time: float) -> int:
+    """When a session signed in at ``auth_time`` ends at the latest (plus a minute's slack)."""
+    return int(auth_time + current_app.config["JWT_SESSION_MAX_AGE"].total_seconds()) + 60
+
+
 def sign_in(response: Response, account: accounts.Account) -> None:
-    """Issue a brand-new session (never reuse the one the browser had: session fixation)."""
+    """Issue a brand-new session (never reuse the one the browser had: session fixation),
+    and list it under the account."""
     session_id = str(uuid.uuid4())
+    auth_time = int(time.time())
+    _issue(response, account, sid=session_id, csrf=str(uuid.uuid4()), auth_time=auth_time)
+    store_sessions.record(
+        get_db(),
+        SessionRef(session_id, account.user_id, account.session_generation),
+        user_agent=request.user_agent.string or "",
+        until_epoch=_session_end(auth_time),
+    )
+    response.delete_cookie(PREAUTH_COOKIE)
+
+
+def reissue(response: Response, account: accounts.Account) -> None:
+    """A new token for this same session, with the account's current name, address and
+    session generation (after the person changed one of them). CSRF value kept, so forms
+    open in other tabs still post."""
+    claims = request_state().claims
+    if claims is None:
+        raise SignedOut
+    _issue(response, account, sid=claims["sid"], csrf=claims["csrf"], auth_time=claims["auth_time"])
+
+
+def _issue(
+    response: Response, account: accounts.Account, *, sid: str, csrf: str, auth_time: int
+) -> None:
     token = create_access_token(
         identity=account.user_id,
         additional_claims={
-            "jti": session_id,
-            "sid": session_id,
-            "csrf": str(uuid.uuid4()),
-            "auth_time": int(time.time()),
+            "jti": sid,
+            "sid": sid,
+            "csrf": csrf,
+            "auth_time": auth_time,
             "name": account.name,
             "email": account.email,
+            "gen": account.session_generation,
         },
     )
     set_access_cookies(response, token)
-    response.delete_cookie(PREAUTH_COOKIE)
     request_state().signed_in = True
 
 
 def sign_out(response: Response) -> None:
     claims = request_state().claims
     if claims:
-        max_age = current_app.config["JWT_SESSION_MAX_AGE"].total_seconds()
-        accounts.revoke_session(get_db(), claims["sid"], int(claims["auth_time"] + max_age) + 60)
+        accounts.revoke_session(get_db(), claims["sid"], _session_end(claims["auth_time"]))
+        store_sessions.forget(get_db(), claims["sub"], claims["sid"])
     # No Clear-Site-Data: it would also drop the cookie carrying the "signed out" message,
     # and expiring the two auth cookies is all that is needed.
     unset_jwt_cookies(response)
@@ -229,6 +284,8 @@ def refresh_or_clear(response: Response) -> Response:
     if claims["exp"] - now > config["JWT_REFRESH_WITHIN"].total_seconds() or session_left <= 60:
         return response
     lifetime = min(config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds(), session_left)
+    # "Last seen" on the account page: written at refresh, a few minutes apart at most.
+    store_sessions.touch(get_db(), session_ref(claims))
     token = create_access_token(
         identity=claims["sub"],
         additional_claims={name: claims[name] for name in _CARRIED_CLAIMS if name in claims},
@@ -247,8 +304,11 @@ def decode_cookie_session() -> dict[str, Any] | None:
         claims = decode_token(raw)
     except (JWTExtendedException, PyJWTError):
         return None
-    revoked, _ = accounts.session_rows(get_db(), claims.get("sid", ""), [])
-    return None if revoked else claims
+    try:
+        store_sessions.check(get_db(), session_ref(claims), [])
+    except (accounts.SessionRevoked, KeyError):
+        return None
+    return claims
 
 
 def init_app(app: Flask) -> None:

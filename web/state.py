@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import g
 
+from store.accounts import Account
 from store.pages import WorkspacePage
 
 
@@ -23,6 +24,8 @@ class RequestState:
     clear_auth: bool = False
     # The revocation row was read this request (the session is live, not just signed).
     session_confirmed: bool = False
+    # The signed-in account's profile, read with the revocation row (once confirmed).
+    account: Account | None = None
     # This response starts or ends a session (no refresh; never cached).
     signed_in: bool = False
     signed_out: bool = False

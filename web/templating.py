@@ -20,6 +20,11 @@ def _template_context() -> dict[str, Any]:
     page = state.page
     return {
         "signed_in_user": sessions.peek_user() if state.claims else None,
+        # Set once the session was checked against the profile: the banner asking an
+        # unconfirmed person to confirm their address.
+        "unconfirmed_account": (
+            state.account if state.account is not None and not state.account.confirmed else None
+        ),
         # The workspace page's workspace and the signed-in person's membership in it (the
         # layout's nav reads them); None outside a workspace page.
         "current_workspace": page.workspace if page else None,

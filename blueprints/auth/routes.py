@@ -11,7 +11,7 @@ from web import sessions
 from web.forms import Form
 from web.security import preauth_csrf_valid, safe_next
 
-from . import forms
+from . import confirm, forms
 
 bp = Blueprint("auth", __name__)
 
@@ -53,7 +53,12 @@ def register():
             else:
                 response = redirect(_next_target(), 303)
                 sessions.sign_in(response, account)
-                flash(f"Welcome, {account.name}. Your account is ready.", "success")
+                confirm.send_confirmation(account)
+                flash(
+                    f"Welcome, {account.name}. Your account is ready. We sent a link to "
+                    f"{account.email}: open it to confirm your address.",
+                    "success",
+                )
                 return response
     form.values["password"] = ""
     status = 400 if form.errors else 200

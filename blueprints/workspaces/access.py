@@ -18,8 +18,10 @@ from typing import Any
 from flask import abort, current_app, render_template
 
 from store import workspaces as store_workspaces
+from store.accounts import Account
 from store.db import get_db
 from store.pages import WorkspacePage, load_page
+from store.sessions import SessionRef
 from web import sessions
 from web.errors import render_error
 from web.state import request_state
@@ -67,18 +69,23 @@ def workspace_view(
             ):
                 abort(404)
             ids = {kind: kwargs[arg] if arg else user.user_id for kind, arg in wanted.items()}
-            try:
-                loaded = sessions.confirmed_read(
-                    lambda session_id: load_page(
-                        get_db(),
-                        session_id,
-                        ws_id,
-                        user.user_id,
-                        settings=settings,
-                        extras=ids,
-                        name=user.name,
-                    )
+
+            def read(ref: SessionRef) -> tuple[Account, WorkspacePage]:
+                loaded = load_page(
+                    get_db(),
+                    ref.session_id,
+                    ws_id,
+                    user.user_id,
+                    settings=settings,
+                    extras=ids,
+                    name=user.name,
+                    generation=ref.generation,
                 )
+                assert loaded.account is not None  # noqa: S101 - read with the generation
+                return loaded.account, loaded
+
+            try:
+                loaded = sessions.confirmed_read(read)
             except sessions.SignedOut:
                 return sessions.redirect_to_login()
             if loaded.workspace is not None and loaded.workspace.lifecycle:

@@ -17,6 +17,7 @@ from store import invites as store_invites
 from store import workspaces as store_workspaces
 from store.db import get_db
 from web import mail, sessions
+from web.errors import render_error
 from web.forms import Form
 from web.state import request_state
 
@@ -82,6 +83,8 @@ def _check_invitee(form: Form, ws_id: str) -> None:
 @bp.route("/w/<ws_id>/invites/new", methods=["GET", "POST"])
 @workspace_view("admin")
 def new_invite(ws_id: str) -> Any:
+    if refusal := unconfirmed_refusal("invite anyone"):
+        abort(403, description=refusal)
     allowed = store_workspaces.invitable_roles(page().member)
     form = Form({"email": "", "role": "member"})
     if request.method == "POST":
@@ -128,12 +131,15 @@ def _create_and_send(ws_id: str, form: Form) -> Any:
             section="members",
         ), 409
     link = invite_link(token)
-    queued = mail.configured(config) and mail.send(
+    # Without SMTP the message still goes to the outbox (development's /dev/mail); only an
+    # SMTP queue is worth telling the inviter about.
+    handed_over = mail.send(
         config,
         to=invite.email,
         subject=INVITE_SUBJECT,
         body=_invite_mail(link, workspace.name, actor.name, invite.role, lifetime.days),
     )
+    queued = mail.configured(config) and handed_over
     # Mail leaves in the background now, so the page cannot know it arrived: the inviter
     # always gets the link too, and "queued" is all we claim.
     response = current_app.make_response(
@@ -182,6 +188,17 @@ def revoke_invite(ws_id: str, invite_id: str) -> Any:
     return render_template("workspaces/invite_revoke.html", invite=invite, section="members")
 
 
+def unconfirmed_refusal(action: str) -> str | None:
+    """Why an account whose address is not confirmed cannot join or invite, or None."""
+    account = sessions.current_account()
+    if account is None or account.confirmed:
+        return None
+    return (
+        f"Confirm your e-mail address before you {action}: open the link we sent to "
+        f"{account.email}, or ask for a new one from the notice at the top."
+    )
+
+
 # --- the link -------------------------------------------------------------------------------------
 
 
@@ -216,9 +233,11 @@ def invite(token: str) -> Any:
         and member is None
         and accounts.normalise_email(user.email) != found.invite.email
     )
+    account = sessions.current_account()
     return _private_page(
         "invites/show.html",
         200,
+        unconfirmed=account is not None and not account.confirmed,
         found=found,
         user=user,
         member=member,
@@ -233,6 +252,8 @@ def accept_invite(token: str) -> Any:
     user = sessions.current_user()
     if user is None:
         return _private(redirect(url_for("auth.login", next=url_for(".invite", token=token)), 303))
+    if refusal := unconfirmed_refusal("join a workspace"):
+        return _private(current_app.make_response(render_error(403, refusal)))
     db = get_db()
     try:
         found = store_invites.accept(db, token, user_id=user.user_id, email=user.email)

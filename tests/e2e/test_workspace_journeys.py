@@ -6,35 +6,25 @@ hostile text in every field renders as text (no dialog ever fires)."""
 from __future__ import annotations
 
 import re
-import uuid
 
 from playwright.sync_api import Page, expect
 
 from devtools.live_server import LiveServer
 from tests.support.browser import PageFactory
+from tests.support.journeys import fill_registration, unique_email
+from tests.support.mailbox import confirm_in_browser
 
-PASSWORD = "a long enough test password"
 MIGRATION_TIMEOUT_MS = 60_000
 SEEDED_ACCOUNT = re.compile(r"^\s+(\S+@\S+)\s+(.+?)\s{2,}(owner|admin|member)\s*$", re.M)
 WORKSPACE_URL = re.compile(r"/w/([^/]+)/items")
 
 
-def unique_email(label: str) -> str:
-    return f"{label}-{uuid.uuid4().hex[:8]}@example.com"
-
-
-def fill_registration(page: Page, email: str, name: str) -> None:
-    form = page.get_by_role("form", name="Create an account")
-    form.get_by_label("E-mail").fill(email)
-    form.get_by_label("Your name").fill(name)
-    form.get_by_label("Password").fill(PASSWORD)
-    form.get_by_role("button", name="Create account").click()
-
-
 def register(page: Page, email: str, name: str) -> None:
+    """Register and confirm the address from the development mail page."""
     page.goto("/register")
     fill_registration(page, email, name)
     expect(page.get_by_role("navigation", name="Main")).to_contain_text(name)
+    confirm_in_browser(page, email)
 
 
 def sign_in(page: Page, email: str, password: str) -> None:
@@ -98,6 +88,8 @@ def test_an_owner_invites_a_colleague_who_registers_and_works_on_the_migrated_it
     colleague.get_by_role("link", name="Create an account").click()
     fill_registration(colleague, colleague_email, "Colin Colleague")
     expect(colleague).to_have_url(re.compile(r"/invite/"))
+    confirm_in_browser(colleague, colleague_email)
+    colleague.goto(link)
     colleague.get_by_role("button", name=re.compile("^Join ")).click()
     expect(colleague).to_have_url(re.compile(rf"/w/{workspace_id}/items"))
     expect(colleague.get_by_role("status")).to_contain_text("Welcome to")

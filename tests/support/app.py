@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from typing import Any
 
 from tests.support.helpers import is_moto
@@ -12,7 +15,12 @@ TEST_SECRET = "test-secret-" + "x" * 40
 def make_app(ddb_client: Any, table_name: str, **overrides: Any) -> Any:
     from app import create_app
 
+    # Each app writes its mail to a folder of its own (tests/support/mailbox.py reads it),
+    # removed with the app.
+    given = overrides.pop("MAIL_OUTBOX", None)
+    outbox = given or tempfile.mkdtemp(prefix="teamapp-mail-")
     config = {
+        "MAIL_OUTBOX": outbox,
         "TESTING": True,
         "DYNAMODB_CLIENT": ddb_client,
         "DYNAMODB_TABLE": table_name,
@@ -25,4 +33,7 @@ def make_app(ddb_client: Any, table_name: str, **overrides: Any) -> Any:
         "MIGRATION_WRITERS": 1 if is_moto(ddb_client) else 4,
         **overrides,
     }
-    return create_app(config)
+    app = create_app(config)
+    if not given:
+        weakref.finalize(app, shutil.rmtree, outbox, ignore_errors=True)
+    return app

@@ -21,6 +21,7 @@ from werkzeug.test import TestResponse
 
 from store import keys
 from store.db import Database, s
+from tests.support import mailbox
 from tests.support.helpers import PASSWORD, WebClient, hooked, user_id_of
 
 ACCESS_COOKIE = "access_token_cookie"
@@ -257,14 +258,44 @@ class Person:
     password: str = PASSWORD
 
 
-def register(app: Any, email: str, name: str = "Test Person", password: str = PASSWORD) -> Person:
+def register(
+    app: Any,
+    email: str,
+    name: str = "Test Person",
+    password: str = PASSWORD,
+    *,
+    confirmed: bool = True,
+) -> Person:
     """Create an account through the register page, in a browser of its own (which stays
-    signed in)."""
+    signed in); ``confirmed`` opens the confirmation link from the mail too, as the person
+    would, so the account can join and invite."""
     web = WebClient(app.test_client())
     response = web.register(email, name, password)
     assert response.status_code == 303, response.get_data(as_text=True)
     address = email.strip().lower()
+    if confirmed:
+        confirm_from_mail(app, web, address)
     return Person(address, name, user_id_of(app.extensions["db"], address), web, password)
+
+
+def mark_confirmed(app: Any, address: str) -> None:
+    """Confirm an account's address straight in the table, for tests whose mail goes where
+    the test cannot read it (an SMTP server, or nowhere)."""
+    db = app.extensions["db"]
+    db.client.update_item(
+        TableName=db.table,
+        Key=keys.user(user_id_of(db, address.strip().lower())),
+        UpdateExpression="REMOVE emailUnconfirmed",
+    )
+
+
+def confirm_from_mail(app: Any, web: WebClient, address: str) -> None:
+    """Open the newest confirmation link mailed to ``address`` and press its button."""
+    message = mailbox.last_to(app, address, "Confirm your")
+    path = mailbox.path_of_link(message, "/confirm")
+    web.get(path)
+    response = web.post(path, {}, csrf=form_csrf(web.last_page, path))
+    assert response.status_code == 303, response.get_data(as_text=True)
 
 
 def signed_in(app: Any, person: Person) -> WebClient:

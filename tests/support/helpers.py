@@ -104,6 +104,12 @@ def scan_all(db: Database) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: (row["PK"]["S"], row["SK"]["S"]))
 
 
+def rows_but_migration(db: Database) -> list[dict[str, Any]]:
+    """The table without the migration's rows: on a fresh table the first signed-in page
+    writes the flag from a background thread, whenever it gets to it."""
+    return [row for row in scan_all(db) if row["PK"]["S"] != keys.MIGRATION_PK]
+
+
 def rows_with(db: Database, pk_prefix: str, sk_prefix: str = "") -> list[dict[str, Any]]:
     """The rows whose PK and SK start with these prefixes, in key order."""
     return [

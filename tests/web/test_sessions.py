@@ -58,7 +58,8 @@ def test_production_cookies_are_secure_httponly_and_same_site(ddb_client: Any, t
         JWT_COOKIE_SECURE=True,
         SESSION_COOKIE_SECURE=True,
     )
-    person = register(app, "alice@x.com", "Alice Archer")
+    # Production without PUBLIC_URL mails no links: this account stays unconfirmed.
+    person = register(app, "alice@x.com", "Alice Archer", confirmed=False)
     web = _HttpsWebClient(app.test_client())
 
     form = web.get("/login")

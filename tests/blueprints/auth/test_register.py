@@ -48,7 +48,10 @@ def test_extra_form_fields_are_not_stored(web: WebClient, database: Any):
     )
 
     profile = database.get(keys.user(user_id_of(database, "alice@x.com")), consistent=True)
-    assert set(profile) == {"PK", "SK", "email", "name", "passwordHash", "createdAt"}
+    assert set(profile) == {
+        *("PK", "SK", "email", "name", "passwordHash", "createdAt"),
+        "emailUnconfirmed",  # new accounts start unconfirmed
+    }
     assert profile["passwordHash"]["S"].startswith("pbkdf2:")
 
 
