@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import time
+import unicodedata
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
@@ -38,7 +40,20 @@ class Account:
 
 
 def normalise_email(address: str) -> str:
-    return address.strip().lower()
+    """The one spelling of an address that is stored, used in keys and compared.
+
+    Unicode NFC so that ``jörg`` typed as one code point or as ``o`` plus a combining mark is
+    one address; ``lower()`` rather than ``casefold()`` because v1 stored ``lower()`` of its
+    (ASCII) addresses, and casefold would turn ``ß`` into ``ss`` for nobody's benefit.
+    """
+    return unicodedata.normalize("NFC", address.strip().lower())
+
+
+def same_email(left: str, right: str) -> bool:
+    """Whether two addresses are one, in constant time (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(
+        normalise_email(left).encode("utf-8"), normalise_email(right).encode("utf-8")
+    )
 
 
 def _account(user_id: str, row: RawItem) -> Account:

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import keys
-from .accounts import normalise_email
+from .accounts import normalise_email, same_email
 from .batch import get_many
 from .db import (
     CONFLICT_RETRIES,
@@ -175,7 +175,9 @@ def create_invite(
     }
     puts = [put_new(db, invite_row), put_new(db, pointer_row)]
     for attempt in range(CONFLICT_RETRIES):
-        replaced = [i for i in pending_invites(db, workspace_id, moment) if i.email == email]
+        replaced = [
+            i for i in pending_invites(db, workspace_id, moment) if same_email(i.email, email)
+        ]
         revokes = [_revoke_action(db, workspace_id, old.invite_id) for old in replaced]
         try:
             db.client.transact_write_items(TransactItems=puts + revokes)
@@ -286,7 +288,7 @@ def accept(
             raise AlreadyMember(resolved[0].workspace_id) from None
         raise
     invite = found.invite
-    if not hmac.compare_digest(invite.email, normalise_email(email)):
+    if not same_email(invite.email, email):
         raise WrongAccount
     actions = _acceptance(db, found, user_id, _now(now))
     try:

@@ -172,7 +172,7 @@ def invite(token: str) -> Any:
     wrong_account = (
         user is not None
         and member is None
-        and accounts.normalise_email(user.email) != found.invite.email
+        and not accounts.same_email(user.email, found.invite.email)
     )
     return _private_page(
         "invites/show.html",
