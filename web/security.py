@@ -60,16 +60,44 @@ def own_origin() -> str:
     return request.host_url.rstrip("/")
 
 
+def _fetch_site() -> str:
+    return request.headers.get("Sec-Fetch-Site", "").strip().lower()
+
+
 def reject_cross_site_writes() -> None:
     """Refuse unsafe requests a browser marks as cross-site (OWASP CSRF: Fetch Metadata,
-    then Origin), before any view or session logic runs."""
+    then Origin), before any view or session logic runs.
+
+    ``Origin: null`` (a page with ``Referrer-Policy: no-referrer``, such as our invite pages,
+    a sandboxed frame, a privacy setting) says nothing about where a form came from, so it is
+    accepted only when the browser also says ``Sec-Fetch-Site: same-origin``; otherwise a
+    sibling subdomain could post with it.
+    """
     if request.method not in UNSAFE_METHODS:
         return
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+    fetch_site = _fetch_site()
+    if fetch_site == "cross-site":
         abort(403, description="This form was sent from another site.")
     origin = request.headers.get("Origin")
-    if origin and origin != "null" and origin.rstrip("/") != own_origin():
+    if origin == "null":
+        if fetch_site != "same-origin":
+            abort(403, description="This form was sent from another site.")
+    elif origin and origin.rstrip("/") != own_origin():
         abort(403, description="This form was sent from another site.")
+
+
+def same_origin_request() -> bool:
+    """Whether the browser says this request came from one of our own pages.
+
+    Stricter than reject_cross_site_writes, which lets header-less clients through: here a
+    request must prove it, by ``Sec-Fetch-Site: same-origin`` or by an ``Origin`` equal to
+    ours (``Origin: null`` counts only together with ``Sec-Fetch-Site: same-origin``).
+    """
+    fetch_site = _fetch_site()
+    if fetch_site:
+        return fetch_site == "same-origin"
+    origin = request.headers.get("Origin", "")
+    return origin not in ("", "null") and origin.rstrip("/") == own_origin()
 
 
 def _preauth_signature(nonce: str) -> str:
