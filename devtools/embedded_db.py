@@ -11,8 +11,13 @@ We run ``java`` ourselves rather than the npm wrapper so that we choose the flag
   tables (current docs also say ``-inMemory`` needs it).
 - ``-disableTelemetry``: this machine has no outside network, and dev data should not phone home.
 - no ``-cors``: without it DynamoDB Local rejects browser preflights, which is what we want.
-- no host flag: the jar has none (see ``-help``), so it listens on ALL interfaces. Only the
-  port is ours to choose; we pick a free one unless told otherwise.
+- loopback only: the jar has no host flag (see ``-help``) and, run with ``-jar``, listens on
+  every interface, accepting any credentials. So we do not run its main class but
+  ``DynamoDBLocalLoopback.java`` beside this file: it builds the server from the same
+  arguments and sets the Jetty connector's host to 127.0.0.1 before starting it. It is
+  compiled once per version of the source (``java -m jdk.compiler``, part of the Java 17
+  runtime) into a private cache folder. The port is ours to choose; we pick a free one
+  unless told otherwise.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from typing import IO, Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from devtools import loopback
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +158,20 @@ def start_dynamodb_local(
         if detach:
             log_path = data_dir / "dynamodb-local.log"
 
+    try:
+        classes = loopback.launcher(java)
+    except loopback.LauncherError as exc:
+        raise EmbeddedDBError(str(exc)) from exc
+
     def command(p: int) -> list[str]:
         return [
             java,
             f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-            "-jar",
-            str(jar),
+            f"-Ddynamodblocal.host={loopback.HOST}",
+            # The jar's manifest Class-Path brings DynamoDBLocal_lib/*.jar along.
+            "-cp",
+            os.pathsep.join([str(classes), str(jar)]),
+            loopback.MAIN_CLASS,
             "-sharedDb",
             "-disableTelemetry",
             "-port",
@@ -188,14 +203,18 @@ def ensure_embedded(instance_dir: Path) -> EmbeddedDB:
     Safe to call from many processes and threads at once: the file lock makes exactly one
     of them start the server; the others then find it in the state file.
     """
-    instance_dir = Path(instance_dir)
-    instance_dir.mkdir(parents=True, exist_ok=True)
+    return _ensure(Path(instance_dir))[0]
+
+
+def _ensure(instance_dir: Path) -> tuple[EmbeddedDB, bool]:
+    """The instance's server, and whether this call started it."""
+    private_dir(instance_dir)
     state_path = instance_dir / STATE_FILE
     with _locked(instance_dir / LOCK_FILE):
         db = _read_state(state_path)
         if db is not None:
             if _running(db.pid) and _answers(db.endpoint):
-                return db
+                return db, False
             db.stop()  # a hung server would otherwise keep its port and memory
         if java_available() and dynamodb_local_jar() is not None:
             db = start_dynamodb_local(instance_dir / "dynamodb", detach=True)
@@ -210,7 +229,18 @@ def ensure_embedded(instance_dir: Path) -> EmbeddedDB:
         tmp = state_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(dataclasses.asdict(db)))
         os.replace(tmp, state_path)
-        return db
+        return db, True
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` readable by its owner only (0700), tightening one made before.
+
+    ``instance/`` holds the development secret key, the database files and their logs.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
 
 
 def stop_embedded(instance_dir: Path) -> EmbeddedDB | None:
@@ -241,8 +271,8 @@ def _start(
     if port is not None and _port_in_use(port):
         # Otherwise the readiness check could succeed against whatever already holds it.
         raise EmbeddedDBError(f"{kind}: port {port} is already in use")
-    # A port we picked can be taken before the server binds it (and DynamoDB Local binds
-    # every interface, so more can clash): retry that case with a fresh port.
+    # A port we picked can be taken before the server binds it: retry that case with a
+    # fresh port.
     attempts = 1 if port is not None else 3
     attempt = 0
     while True:
@@ -369,13 +399,22 @@ def _read_state(path: Path) -> EmbeddedDB | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m devtools.embedded_db ensure|stop [INSTANCE_DIR]`` (used by the Makefile)."""
+    """``python -m devtools.embedded_db ensure|start|stop [INSTANCE_DIR]`` (the Makefile's).
+
+    ``ensure`` and ``stop`` print the server as JSON; ``start`` ensures it too but prints
+    ``started`` or ``running``, so ``make run`` stops on exit only a server it started.
+    """
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] not in {"ensure", "stop"}:
-        sys.stderr.write("usage: python -m devtools.embedded_db ensure|stop [INSTANCE_DIR]\n")
+    if not args or args[0] not in {"ensure", "start", "stop"}:
+        sys.stderr.write("usage: python -m devtools.embedded_db ensure|start|stop [INSTANCE_DIR]\n")
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     instance_dir = Path(args[1]) if len(args) > 1 else ROOT / "instance"
+    if args[0] == "start":
+        db, started = _ensure(instance_dir)
+        log.info("embedded %s at %s (pid %d)", db.kind, db.endpoint, db.pid)
+        sys.stdout.write(("started" if started else "running") + "\n")
+        return 0
     if args[0] == "ensure":
         db: EmbeddedDB | None = ensure_embedded(instance_dir)
     else:
