@@ -142,8 +142,16 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SMTP_PORT": _number(env, "SMTP_PORT", 25, (1, 65535), int),
         "SMTP_FROM": env.get("SMTP_FROM", "").strip() or "teamapp@localhost",
         "PASSWORD_HASH_METHOD": "scrypt:32768:8:3",
-        "LOGIN_MAX_FAILURES": 10,
-        "LOGIN_FAILURE_WINDOW": timedelta(minutes=15),
+        # Sign-in throttling (store/signin_limits.py): free consecutive failures per address,
+        # then a wait doubling from 1 s up to 5 minutes; 50 failures per client address per
+        # 15 minutes.
+        "LOGIN_FREE_FAILURES": 3,
+        "LOGIN_MAX_DELAY": timedelta(minutes=5),
+        "LOGIN_CLIENT_MAX_FAILURES": 50,
+        "LOGIN_CLIENT_WINDOW": timedelta(minutes=15),
+        # How many reverse proxies in front of the app set X-Forwarded-For (web/security.py);
+        # 0 trusts none, so the client address is the connection's.
+        "TRUSTED_PROXIES": _number(env, "TRUSTED_PROXIES", 0, (0, 5), int),
         "INVITE_LIFETIME": timedelta(days=7),
         # Requests: an item holds at most 400 KB in DynamoDB, so a form bigger than 1 MB is
         # never legitimate.

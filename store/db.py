@@ -151,6 +151,18 @@ def put_if_absent(db: Database, item: RawItem) -> bool:
     return True
 
 
+def update_if(db: Database, **params: Any) -> bool:
+    """UpdateItem with a ConditionExpression: True if it was applied, False if the condition
+    refused it (any other error is raised)."""
+    try:
+        db.client.update_item(TableName=db.table, **params)
+    except ClientError as exc:
+        if condition_failed(exc):
+            return False
+        raise
+    return True
+
+
 def query_prefix(db: Database, pk: str, prefix: str, *, consistent: bool = True) -> list[RawItem]:
     """Every row of partition ``pk`` whose SK starts with ``prefix``, all pages."""
     return db.query_all(

@@ -39,6 +39,8 @@ PREFS_SK = "PREFS"
 SESSION_PREFIX = "SESSION#"
 REVOKED_SK = "REVOKED"
 LOGIN_FAILURES_PREFIX = "LOGINFAIL#"
+LOGIN_BACKOFF_SK = "BACKOFF"
+LOGIN_CLIENT_PREFIX = "LOGINCLIENT#"
 WINDOW_PREFIX = "WINDOW#"
 
 # --- v2 workspaces ----------------------------------------------------------------------------
@@ -95,8 +97,14 @@ def revoked_session(session_id: str) -> Key:
     return key(SESSION_PREFIX + session_id, REVOKED_SK)
 
 
-def login_failures(address: str, window: int) -> Key:
-    return key(LOGIN_FAILURES_PREFIX + address, f"{WINDOW_PREFIX}{window}")
+def login_backoff(address: str) -> Key:
+    """Consecutive failed sign-ins for one (normalised) address: the per-account backoff."""
+    return key(LOGIN_FAILURES_PREFIX + address, LOGIN_BACKOFF_SK)
+
+
+def login_client(client: str, window: int) -> Key:
+    """Failed sign-ins from one client address in one fixed window."""
+    return key(LOGIN_CLIENT_PREFIX + client, f"{WINDOW_PREFIX}{window}")
 
 
 def workspace_pk(workspace_id: str) -> str:

@@ -9,6 +9,7 @@ import secrets
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Response, abort, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web.state import request_state
 
@@ -152,6 +153,19 @@ def set_headers(response: Response) -> Response:
     return response
 
 
+def trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXIES`` reverse proxies, take the client address (sign-in limits,
+    logs) from the last that many ``X-Forwarded-For`` entries, which those proxies wrote.
+
+    With 0 (the default) the header is ignored: anyone can send one, so trusting it without
+    a proxy that overwrites it would let each request claim a fresh address.
+    """
+    count = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count)  # type: ignore[method-assign]
+
+
 def init_app(app: Flask) -> None:
+    trust_proxies(app)
     app.before_request(reject_cross_site_writes)
     app.after_request(set_headers)

@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from store import accounts, keys
+from store import accounts, keys, signin_limits
 from store import invites as store_invites
 from tests.support.auth import put_account, register
 from tests.support.helpers import PASSWORD, V1_PASSWORD_HASH, WebClient
@@ -86,9 +86,11 @@ def test_registration_and_sign_in_see_one_address_in_every_spelling(app, databas
 
 
 def test_failed_sign_ins_count_one_address_in_every_spelling(database):
-    for spelling in (NFC, NFD, NFD.upper()):
-        accounts.record_failed_sign_in(database, spelling, 900)
-    assert accounts.failed_sign_ins(database, NFC, 900)[0] == 3
+    policy = signin_limits.Policy(free_failures=5)
+    for client, spelling in enumerate((NFC, NFD, NFD.upper())):
+        assert signin_limits.claim_attempt(database, spelling, f"10.0.0.{client}", policy) is None
+    row = database.get(keys.login_backoff(NFC), consistent=True)
+    assert row["failures"]["N"] == "3"
 
 
 def test_a_v1_account_in_lower_case_ascii_signs_in_as_before(app, database):
