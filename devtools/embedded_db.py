@@ -25,18 +25,16 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,6 +43,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devtools import loopback
+from devtools.processes import free_port, locked, port_in_use
+from devtools.processes import tail as output_tail
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,10 @@ _atexit_registered = False
 
 class EmbeddedDBError(RuntimeError):
     """The local server could not be found or started."""
+
+
+class LoopbackUnavailable(EmbeddedDBError):
+    """This Java cannot compile the loopback launcher (no jdk.compiler module)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +165,7 @@ def start_dynamodb_local(
     try:
         classes = loopback.launcher(java)
     except loopback.LauncherError as exc:
-        raise EmbeddedDBError(str(exc)) from exc
+        raise LoopbackUnavailable(str(exc)) from exc
 
     def command(p: int) -> list[str]:
         return [
@@ -210,20 +214,26 @@ def _ensure(instance_dir: Path) -> tuple[EmbeddedDB, bool]:
     """The instance's server, and whether this call started it."""
     private_dir(instance_dir)
     state_path = instance_dir / STATE_FILE
-    with _locked(instance_dir / LOCK_FILE):
+    with locked(instance_dir / LOCK_FILE):
         db = _read_state(state_path)
         if db is not None:
             if _running(db.pid) and _answers(db.endpoint):
                 return db, False
             db.stop()  # a hung server would otherwise keep its port and memory
+        db = None
+        why = "Java or the DynamoDB Local jar is missing (run `make setup`)"
         if java_available() and dynamodb_local_jar() is not None:
-            db = start_dynamodb_local(instance_dir / "dynamodb", detach=True)
-        else:
+            try:
+                db = start_dynamodb_local(instance_dir / "dynamodb", detach=True)
+            except LoopbackUnavailable as exc:
+                # Never fall back to the jar's own main: it would listen on every interface.
+                why = f"DynamoDB Local cannot be bound to loopback here ({exc})"
+        if db is None:
             db = start_moto_server(detach=True, log_path=instance_dir / "moto-server.log")
             log.warning(
-                "Java or the DynamoDB Local jar is missing (run `make setup`); using moto's "
-                "server at %s instead. Its data is in memory only and will be LOST when it "
-                "stops.",
+                "%s; using moto's server at %s instead. Its data is in memory only and will "
+                "be LOST when it stops.",
+                why,
                 db.endpoint,
             )
         tmp = state_path.with_suffix(".json.tmp")
@@ -249,7 +259,7 @@ def stop_embedded(instance_dir: Path) -> EmbeddedDB | None:
     if not instance_dir.is_dir():
         return None
     state_path = instance_dir / STATE_FILE
-    with _locked(instance_dir / LOCK_FILE):
+    with locked(instance_dir / LOCK_FILE):
         db = _read_state(state_path)
         if db is not None:
             db.stop()
@@ -268,7 +278,7 @@ def _start(
     log_path: Path | None,
     timeout: float,
 ) -> EmbeddedDB:
-    if port is not None and _port_in_use(port):
+    if port is not None and port_in_use(port):
         # Otherwise the readiness check could succeed against whatever already holds it.
         raise EmbeddedDBError(f"{kind}: port {port} is already in use")
     # A port we picked can be taken before the server binds it: retry that case with a
@@ -277,14 +287,14 @@ def _start(
     attempt = 0
     while True:
         attempt += 1
-        chosen = port if port is not None else _free_port()
+        chosen = port if port is not None else free_port()
         db, proc, log_file = _spawn(kind, command(chosen), chosen, detach, log_path)
         deadline = time.monotonic() + timeout
         while proc.poll() is None and time.monotonic() < deadline:
             if _answers(db.endpoint, timeout=1.0):
                 return db
             time.sleep(0.1)
-        tail = _tail(log_file)
+        tail = output_tail(log_file)
         exited = proc.poll() is not None
         db.stop()
         if exited and "in use" in tail and attempt < attempts:
@@ -355,39 +365,6 @@ def _is_server(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(1.0)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _tail(log_file: IO[bytes], limit: int = 4000) -> str:
-    try:
-        log_file.flush()
-        size = os.fstat(log_file.fileno()).st_size
-        return os.pread(log_file.fileno(), limit, max(0, size - limit)).decode(errors="replace")
-    except (OSError, ValueError):
-        return "(no output captured)"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    # flock (not lockf) so that threads of one process also exclude each other: each open()
-    # is its own lock owner.
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _read_state(path: Path) -> EmbeddedDB | None:

@@ -5,6 +5,7 @@ to another address of the machine."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import stat
 from pathlib import Path
@@ -172,3 +173,27 @@ def test_ensure_embedded_creates_instance_private(tmp_path: Path, monkeypatch: p
     with pytest.raises(embedded_db.EmbeddedDBError):
         embedded_db.ensure_embedded(tmp_path / "instance")
     assert seen == [0o700]
+
+
+@pytest.mark.backend_independent
+@requires_proc
+def test_without_the_launcher_make_run_falls_back_to_moto_on_loopback_never_to_the_jar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """A Java without jdk.compiler: moto's server (bound to 127.0.0.1), with a warning."""
+
+    def cannot(java: str) -> Path:
+        raise loopback.LauncherError("no jdk.compiler module")
+
+    monkeypatch.setattr(loopback, "launcher", cannot)
+    monkeypatch.setattr(embedded_db, "java_available", lambda: True)
+    with caplog.at_level(logging.WARNING, logger="devtools.embedded_db"):
+        server = embedded_db.ensure_embedded(tmp_path / "instance")
+    try:
+        assert server.kind == "moto"
+        assert "cannot be bound to loopback" in caplog.text
+        port = urlsplit(server.endpoint).port
+        assert port is not None
+        assert_loopback_only(server.pid, port)
+    finally:
+        embedded_db.stop_embedded(tmp_path / "instance")
