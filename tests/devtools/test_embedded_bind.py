@@ -89,29 +89,30 @@ def test_the_proc_parser_reads_what_a_socket_binds():
         assert not seen[wildcard.getsockname()[1]].is_loopback
 
 
-@pytest.mark.backend_independent
-@requires_java
-@requires_proc
-def test_dynamodb_local_listens_on_loopback_only(tmp_path: Path):
-    """What `make run` and the tests start: the jar alone would listen on every interface."""
-    server = embedded_db.start_dynamodb_local(tmp_path / "db")
-    try:
-        port = urlsplit(server.endpoint).port
-        assert port is not None
-        assert_loopback_only(server.pid, port)
-        assert embedded_db._answers(server.endpoint)
-        cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
-        assert b"-jar" not in cmdline and loopback.MAIN_CLASS.encode() in cmdline
-    finally:
-        server.stop()
+def listener_pid(port: int) -> int:
+    """The process holding the listening socket on ``port`` (found through /proc/*/fd)."""
+    inodes = {inode for _, p, inode in listening_sockets() if p == port}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if socket_inodes(int(proc.name)) & inodes:
+                    return int(proc.name)
+            except OSError:  # gone, or not ours to read
+                continue
+    raise AssertionError(f"no process owns port {port}")
 
 
 @pytest.mark.local_only(reason="checks the DynamoDB Local this test run talks to")
 @requires_proc
-def test_the_test_runs_own_dynamodb_local_listens_on_loopback_only(local_endpoint: str):
+def test_dynamodb_local_listens_on_loopback_only(local_endpoint: str):
+    """The server the local backend uses, started by the same start_dynamodb_local as
+    `make run`'s (the jar alone, ``java -jar``, would listen on every interface)."""
     port = urlsplit(local_endpoint).port
     assert port is not None
-    assert_loopback_only(None, port)
+    pid = listener_pid(port)
+    assert_loopback_only(pid, port)
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"-jar" not in cmdline and loopback.MAIN_CLASS.encode() in cmdline
 
 
 @pytest.mark.backend_independent
