@@ -40,6 +40,7 @@ SESSION_PREFIX = "SESSION#"
 REVOKED_SK = "REVOKED"
 LOGIN_FAILURES_PREFIX = "LOGINFAIL#"
 LOGIN_BACKOFF_SK = "BACKOFF"
+LOGIN_DEVICE_PREFIX = "DEVICE#"
 LOGIN_CLIENT_PREFIX = "LOGINCLIENT#"
 WINDOW_PREFIX = "WINDOW#"
 
@@ -97,9 +98,11 @@ def revoked_session(session_id: str) -> Key:
     return key(SESSION_PREFIX + session_id, REVOKED_SK)
 
 
-def login_backoff(address: str) -> Key:
-    """Consecutive failed sign-ins for one (normalised) address: the per-account backoff."""
-    return key(LOGIN_FAILURES_PREFIX + address, LOGIN_BACKOFF_SK)
+def login_backoff(address: str, device: str | None = None) -> Key:
+    """Consecutive failed sign-ins for one (normalised) address: the per-account backoff, or
+    that of one browser which signed in to it before (a device cookie)."""
+    sk = f"{LOGIN_DEVICE_PREFIX}{device}" if device else LOGIN_BACKOFF_SK
+    return key(LOGIN_FAILURES_PREFIX + address, sk)
 
 
 def login_client(client: str, window: int) -> Key:

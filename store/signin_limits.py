@@ -86,11 +86,13 @@ def _account_admission(policy: Policy, moment: int) -> tuple[str, dict[str, Any]
     return " OR ".join(clauses), values
 
 
-def _claim_account(db: Database, address: str, policy: Policy, moment: int) -> bool:
+def _claim_account(
+    db: Database, address: str, device: str | None, policy: Policy, moment: int
+) -> bool:
     condition, values = _account_admission(policy, moment)
     return update_if(
         db,
-        Key=keys.login_backoff(address),
+        Key=keys.login_backoff(address, device),
         UpdateExpression="ADD failures :one SET lastFailureAt = :now, #ttl = :forget",
         ConditionExpression=condition,
         ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
@@ -114,10 +116,17 @@ def _claim_client(db: Database, client: str, policy: Policy, moment: int) -> boo
     )
 
 
-def account_wait(db: Database, email: str, policy: Policy, now: float | None = None) -> int:
-    """Seconds until the address may be tried again (0: now)."""
+def account_wait(
+    db: Database,
+    email: str,
+    policy: Policy,
+    now: float | None = None,
+    device: str | None = None,
+) -> int:
+    """Seconds until the address may be tried again (0: now), from anywhere or from a known
+    device."""
     moment = _now(now)
-    row = db.get(keys.login_backoff(normalise_email(email)), consistent=True)
+    row = db.get(keys.login_backoff(normalise_email(email), device), consistent=True)
     if row is None or number(row, keys.TTL_ATTRIBUTE) <= moment:
         return 0
     until = number(row, "lastFailureAt") + policy.delay(number(row, "failures"))
@@ -125,27 +134,41 @@ def account_wait(db: Database, email: str, policy: Policy, now: float | None = N
 
 
 def claim_attempt(
-    db: Database, email: str, client: str, policy: Policy, now: float | None = None
+    db: Database,
+    email: str,
+    client: str,
+    policy: Policy,
+    now: float | None = None,
+    device: str | None = None,
 ) -> Refusal | None:
     """Admit one password check for ``email`` from ``client``, counting it as a failure until
-    ``succeeded`` says otherwise; or say why not and for how long."""
+    ``succeeded`` says otherwise; or say why not and for how long. ``device`` (a browser that
+    signed in to this address before) is throttled apart from everyone else."""
     moment = int(_now(now))
     if not _claim_client(db, client, policy, moment):
         window_end = (moment // policy.client_window + 1) * policy.client_window
         return Refusal(max(1, window_end - moment), "client")
     address = normalise_email(email)
-    if not _claim_account(db, address, policy, moment):
+    if not _claim_account(db, address, device, policy, moment):
         # Still counted against the client: spraying a waiting account is not free.
-        return Refusal(max(1, account_wait(db, address, policy, moment)), "account")
+        wait = account_wait(db, address, policy, moment, device)
+        return Refusal(max(1, wait), "account")
     return None
 
 
 def succeeded(
-    db: Database, email: str, client: str, policy: Policy, now: float | None = None
+    db: Database,
+    email: str,
+    client: str,
+    policy: Policy,
+    now: float | None = None,
+    device: str | None = None,
 ) -> None:
-    """The password was right: the address starts afresh and the client gets its claim back."""
+    """The password was right: the backoff it was counted on starts afresh and the client
+    gets its claim back."""
     moment = int(_now(now))
-    db.client.delete_item(TableName=db.table, Key=keys.login_backoff(normalise_email(email)))
+    key = keys.login_backoff(normalise_email(email), device)
+    db.client.delete_item(TableName=db.table, Key=key)
     # False when the window turned between claim and success: nothing of ours to give back.
     update_if(
         db,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request
 
-from blueprints.auth import passwords
+from blueprints.auth import devices, passwords
 from store import accounts, signin_limits
 from store.db import get_db
 from web import sessions
@@ -53,6 +53,7 @@ def register():
             else:
                 response = redirect(_next_target(), 303)
                 sessions.sign_in(response, account)
+                devices.remember_device(response, account.email)
                 flash(f"Welcome, {account.name}. Your account is ready.", "success")
                 return response
     form.values["password"] = ""
@@ -84,6 +85,7 @@ def login():
             if account is not None:
                 response = redirect(_next_target(), 303)
                 sessions.sign_in(response, account)
+                devices.remember_device(response, account.email)
                 return response
             form.errors["form"] = SIGN_IN_FAILED
     form.values["password"] = ""
@@ -94,16 +96,18 @@ def login():
 def _authenticate(email: str, password: str) -> tuple[accounts.Account | None, int]:
     """The account for these credentials, or None; and seconds to wait when throttled.
 
-    Each attempt is claimed in DynamoDB before the password is checked (per address and per
-    client address, store/signin_limits.py), so every server process shares the counts and
-    concurrent guesses cannot overtake them. While an address must wait even the right
-    password is refused, unchecked (OWASP: no oracle); the wait is short and not extended.
+    Each attempt is claimed in DynamoDB before the password is checked (per address, or per
+    known device of it, and per client address: store/signin_limits.py, devices.py), so every
+    server process shares the counts and concurrent guesses cannot overtake them. While an
+    address must wait even the right password is refused, unchecked (OWASP: no oracle); the
+    wait is short and not extended, and a browser that signed in before waits on its own.
     """
     db = get_db()
     config = current_app.config
     policy = _throttle_policy()
     client = request.remote_addr or "unknown"
-    refusal = signin_limits.claim_attempt(db, email, client, policy)
+    device = devices.known_device(email)
+    refusal = signin_limits.claim_attempt(db, email, client, policy, device=device)
     if refusal is not None:
         return None, refusal.retry_after
     method = config["PASSWORD_HASH_METHOD"]
@@ -111,7 +115,7 @@ def _authenticate(email: str, password: str) -> tuple[accounts.Account | None, i
     if not passwords.verify(account.password_hash if account else None, password, method):
         return None, 0
     assert account is not None  # noqa: S101 - verify() is False without an account
-    signin_limits.succeeded(db, email, client, policy)
+    signin_limits.succeeded(db, email, client, policy, device=device)
     if passwords.needs_upgrade(account.password_hash, method):
         accounts.replace_password_hash(
             db, account.user_id, account.password_hash, passwords.hash_password(password, method)

@@ -12,9 +12,16 @@ from typing import Any
 
 import pytest
 
+from blueprints.auth import devices
 from store import keys, signin_limits
 from tests.support.app import make_app
-from tests.support.auth import Person, auth_cookies_set, register, spy_on_hashing
+from tests.support.auth import (
+    Person,
+    auth_cookies_set,
+    register,
+    set_cookies,
+    spy_on_hashing,
+)
 from tests.support.helpers import WebClient
 
 WRONG = "not the right password"
@@ -236,3 +243,60 @@ def test_concurrent_wrong_passwords_check_no_more_than_the_limit(
 
     assert statuses == [400] * 3 + [429] * 7
     assert len(derivations) == 3
+
+
+# --- device cookies ----------------------------------------------------------------------------
+
+
+def test_the_owners_own_browser_is_not_kept_waiting_by_attempts_elsewhere(
+    app: Any, alice: Person, clock: Clock
+):
+    """OWASP's device cookies: the browser alice signed in with waits on its own backoff."""
+    owner = browser(app, "192.0.2.50")
+    assert owner.login(alice.email, alice.password).status_code == 303
+    assert owner.cookie(devices.COOKIE)
+    owner.logout()
+    attacker = browser(app, "198.51.100.66")
+    for _ in range(8):
+        clock.now += 300
+        attacker.login(alice.email, WRONG)
+    assert attacker.login(alice.email, alice.password).status_code == 429
+
+    assert owner.login(alice.email, alice.password).status_code == 303
+    assert attacker.login(alice.email, alice.password).status_code == 429
+
+
+def test_a_known_browser_still_waits_after_its_own_failures(app: Any, alice: Person, clock: Clock):
+    owner = browser(app)
+    assert owner.login(alice.email, alice.password).status_code == 303
+    owner.logout()
+    for _ in range(3):
+        assert owner.login(alice.email, WRONG).status_code == 400
+    assert owner.login(alice.email, alice.password).status_code == 429
+    clock.now += 1
+    assert owner.login(alice.email, alice.password).status_code == 303
+
+
+def test_a_device_cookie_counts_only_for_its_address_and_cannot_be_forged(
+    app: Any, alice: Person, bob: Person, clock: Clock
+):
+    attacker = browser(app, "198.51.100.67")
+    for _ in range(3):
+        attacker.login(bob.email, WRONG)
+    # alice's cookie does not exempt her browser on bob's address,
+    alices = browser(app)
+    assert alices.login(alice.email, alice.password).status_code == 303
+    alices.logout()
+    assert alices.login(bob.email, bob.password).status_code == 429
+    # and a made-up cookie counts for nothing.
+    forger = browser(app)
+    forger.client.set_cookie(devices.COOKIE, "mydevice." + "0" * 64, domain="localhost")
+    assert forger.login(bob.email, bob.password).status_code == 429
+
+
+def test_the_device_cookie_is_http_only_and_names_no_address(app: Any, alice: Person):
+    web = browser(app)
+    response = web.login(alice.email, alice.password)
+    cookie = set_cookies(response)[devices.COOKIE]
+    assert "httponly" in cookie.attributes and cookie.attributes["samesite"] == "Lax"
+    assert "alice" not in cookie.value and int(cookie.attributes["max-age"]) > 86400
