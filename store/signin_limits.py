@@ -86,13 +86,11 @@ def _account_admission(policy: Policy, moment: int) -> tuple[str, dict[str, Any]
     return " OR ".join(clauses), values
 
 
-def _claim_account(
-    db: Database, address: str, device: str | None, policy: Policy, moment: int
-) -> bool:
+def _claim_account(db: Database, key: keys.Key, policy: Policy, moment: int) -> bool:
     condition, values = _account_admission(policy, moment)
     return update_if(
         db,
-        Key=keys.login_backoff(address, device),
+        Key=key,
         UpdateExpression="ADD failures :one SET lastFailureAt = :now, #ttl = :forget",
         ConditionExpression=condition,
         ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
@@ -116,17 +114,24 @@ def _claim_client(db: Database, client: str, policy: Policy, moment: int) -> boo
     )
 
 
-def account_wait(
-    db: Database,
-    email: str,
-    policy: Policy,
-    now: float | None = None,
-    device: str | None = None,
-) -> int:
-    """Seconds until the address may be tried again (0: now), from anywhere or from a known
-    device."""
+@dataclass(frozen=True)
+class Attempt:
+    """One sign-in attempt: the address typed, the client address it came from, and the
+    device id of a browser that signed in to that address before (a device cookie)."""
+
+    email: str
+    client: str
+    device: str | None = None
+
+    @property
+    def backoff_key(self) -> keys.Key:
+        return keys.login_backoff(normalise_email(self.email), self.device)
+
+
+def account_wait(db: Database, attempt: Attempt, policy: Policy, now: float | None = None) -> int:
+    """Seconds until the attempt's address may be tried again from where it comes (0: now)."""
     moment = _now(now)
-    row = db.get(keys.login_backoff(normalise_email(email), device), consistent=True)
+    row = db.get(attempt.backoff_key, consistent=True)
     if row is None or number(row, keys.TTL_ATTRIBUTE) <= moment:
         return 0
     until = number(row, "lastFailureAt") + policy.delay(number(row, "failures"))
@@ -134,45 +139,29 @@ def account_wait(
 
 
 def claim_attempt(
-    db: Database,
-    email: str,
-    client: str,
-    policy: Policy,
-    now: float | None = None,
-    device: str | None = None,
+    db: Database, attempt: Attempt, policy: Policy, now: float | None = None
 ) -> Refusal | None:
-    """Admit one password check for ``email`` from ``client``, counting it as a failure until
-    ``succeeded`` says otherwise; or say why not and for how long. ``device`` (a browser that
-    signed in to this address before) is throttled apart from everyone else."""
+    """Admit one password check, counting it as a failure until ``succeeded`` says otherwise;
+    or say why not and for how long. A known device is throttled apart from everyone else."""
     moment = int(_now(now))
-    if not _claim_client(db, client, policy, moment):
+    if not _claim_client(db, attempt.client, policy, moment):
         window_end = (moment // policy.client_window + 1) * policy.client_window
         return Refusal(max(1, window_end - moment), "client")
-    address = normalise_email(email)
-    if not _claim_account(db, address, device, policy, moment):
+    if not _claim_account(db, attempt.backoff_key, policy, moment):
         # Still counted against the client: spraying a waiting account is not free.
-        wait = account_wait(db, address, policy, moment, device)
-        return Refusal(max(1, wait), "account")
+        return Refusal(max(1, account_wait(db, attempt, policy, moment)), "account")
     return None
 
 
-def succeeded(
-    db: Database,
-    email: str,
-    client: str,
-    policy: Policy,
-    now: float | None = None,
-    device: str | None = None,
-) -> None:
+def succeeded(db: Database, attempt: Attempt, policy: Policy, now: float | None = None) -> None:
     """The password was right: the backoff it was counted on starts afresh and the client
     gets its claim back."""
     moment = int(_now(now))
-    key = keys.login_backoff(normalise_email(email), device)
-    db.client.delete_item(TableName=db.table, Key=key)
+    db.client.delete_item(TableName=db.table, Key=attempt.backoff_key)
     # False when the window turned between claim and success: nothing of ours to give back.
     update_if(
         db,
-        Key=keys.login_client(client, moment // policy.client_window),
+        Key=keys.login_client(attempt.client, moment // policy.client_window),
         UpdateExpression="ADD failures :minus",
         ConditionExpression="failures > :zero",
         ExpressionAttributeValues={":minus": n(-1), ":zero": n(0)},

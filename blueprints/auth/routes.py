@@ -105,9 +105,10 @@ def _authenticate(email: str, password: str) -> tuple[accounts.Account | None, i
     db = get_db()
     config = current_app.config
     policy = _throttle_policy()
-    client = request.remote_addr or "unknown"
-    device = devices.known_device(email)
-    refusal = signin_limits.claim_attempt(db, email, client, policy, device=device)
+    attempt = signin_limits.Attempt(
+        email, client=request.remote_addr or "unknown", device=devices.known_device(email)
+    )
+    refusal = signin_limits.claim_attempt(db, attempt, policy)
     if refusal is not None:
         return None, refusal.retry_after
     method = config["PASSWORD_HASH_METHOD"]
@@ -115,7 +116,7 @@ def _authenticate(email: str, password: str) -> tuple[accounts.Account | None, i
     if not passwords.verify(account.password_hash if account else None, password, method):
         return None, 0
     assert account is not None  # noqa: S101 - verify() is False without an account
-    signin_limits.succeeded(db, email, client, policy, device=device)
+    signin_limits.succeeded(db, attempt, policy)
     if passwords.needs_upgrade(account.password_hash, method):
         accounts.replace_password_hash(
             db, account.user_id, account.password_hash, passwords.hash_password(password, method)

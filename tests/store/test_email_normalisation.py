@@ -100,7 +100,8 @@ def test_registration_and_sign_in_see_one_address_in_every_spelling(app, databas
 def test_failed_sign_ins_count_one_address_in_every_spelling(database):
     policy = signin_limits.Policy(free_failures=5)
     for client, spelling in enumerate((NFC, NFD, NFD.upper())):
-        assert signin_limits.claim_attempt(database, spelling, f"10.0.0.{client}", policy) is None
+        attempt = signin_limits.Attempt(spelling, client=f"10.0.0.{client}")
+        assert signin_limits.claim_attempt(database, attempt, policy) is None
     row = database.get(keys.login_backoff(NFC), consistent=True)
     assert row["failures"]["N"] == "3"
 

@@ -211,9 +211,8 @@ def test_concurrent_claims_admit_exactly_the_free_attempts(database: Any, ddb_cl
 
     def attempt(number: int) -> bool:
         barrier.wait(timeout=30)
-        refusal = signin_limits.claim_attempt(
-            database, "alice@x.com", f"10.0.0.{number}", policy, now=START
-        )
+        attempt = signin_limits.Attempt("alice@x.com", client=f"10.0.0.{number}")
+        refusal = signin_limits.claim_attempt(database, attempt, policy, now=START)
         return refusal is None
 
     with ThreadPoolExecutor(max_workers=12) as pool:
