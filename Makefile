@@ -6,6 +6,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
+# The port `make run` serves on: `make run PORT=5001` beside another checkout's server.
+PORT ?= 5000
 # Root on these machines; sudo elsewhere.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -45,12 +47,19 @@ node_modules/.stamp: package.json package-lock.json | system
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
-run: setup ## Run the dev server on http://127.0.0.1:5000 with seeded demo data
+run: setup ## Run the dev server on http://127.0.0.1:5000 (PORT=...) with demo data; Ctrl-C stops it all
 	@# No SECRET_KEY: in development the app makes instance/secret_key once (app.py).
+	@# The embedded database runs detached (every local process shares it), so the shell
+	@# stops it on the way out (Ctrl-C, a closed terminal, kill): only if this command
+	@# started it, so a second `make run` beside the first leaves the first one's alone.
 	@export APP_ENV=development; \
+	if [ "$$($(BIN)/python -m devtools.embedded_db start instance)" = started ]; then \
+		trap '$(BIN)/python -m devtools.embedded_db stop instance >/dev/null || true' EXIT; \
+	fi; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP; \
 	$(FLASK) db init; \
 	$(FLASK) legacy seed --if-empty --items 120 --settings 5 --members 4; \
-	exec $(FLASK) run --port 5000
+	$(FLASK) run --port $(PORT)
 
 test: setup ## Lint, then the tests on moto and on DynamoDB Local (side by side)
 	@echo "==> lint"
@@ -83,7 +92,7 @@ bench: setup ## Run the benchmarks (python -m bench)
 load: setup ## Load test: Locust drives gunicorn on DynamoDB Local for ~60 s, prints a table
 	$(BIN)/python -m load.run
 
-stop: ## Stop the embedded database server started by `make run`
+stop: ## Stop the embedded database (one left by an interrupted `make run`, say)
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.embedded_db stop instance; fi
 
 clean: stop ## Remove caches and test/bench output (keeps .venv, node_modules, instance/)

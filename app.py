@@ -66,12 +66,17 @@ def register_blueprints(app: Flask) -> None:
 
 
 def _development_secret(instance: Path) -> str:
-    """One random secret per checkout, shared by every local process (workers, reloader)."""
+    """One random secret per checkout, shared by every local process (workers, reloader);
+    only its owner can read it (folder 0700, file 0600)."""
+    from devtools.embedded_db import private_dir
+
     path = instance / "secret_key"
-    instance.mkdir(parents=True, exist_ok=True)
+    private_dir(instance)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_urlsafe(48))

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import botocore.session
+from botocore.exceptions import BotoCoreError
+
 DEFAULT_TABLE = "teamapp"
 # HS256 wants a key at least as long as its output (OWASP JWT cheat sheet): 256 bits.
 MIN_SECRET_BYTES = 32
@@ -122,6 +125,33 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _region(env: Mapping[str, str], development: bool) -> str | None:
+    """The AWS region the SDK would use, or None.
+
+    Outside development this is boto3's own chain (AWS_REGION, AWS_DEFAULT_REGION, then the
+    profile's ``region`` in the shared config file), so a host configured the usual way is
+    never mistaken for a laptop. In development only the environment counts: a developer's
+    ``~/.aws/config`` should not point ``make run`` at a real account.
+    """
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if value := env.get(name, "").strip():
+            return value
+    if development:
+        return None
+    session = botocore.session.Session()
+    # Read from ``env`` (not os.environ) like the names above, so the caller's mapping rules.
+    session.set_config_variable(
+        "config_file", env.get("AWS_CONFIG_FILE", "").strip() or "~/.aws/config"
+    )
+    profile = env.get("AWS_PROFILE", "").strip() or env.get("AWS_DEFAULT_PROFILE", "").strip()
+    try:
+        profiles = session.full_config.get("profiles", {})
+    except BotoCoreError as exc:
+        raise ConfigError(f"the AWS config file could not be read: {exc}") from None
+    region = str(profiles.get(profile or "default", {}).get("region", "")).strip()
+    return region or None
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from environment variables (see the README's table)."""
     env = os.environ if environ is None else environ
@@ -143,7 +173,13 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         )
 
     endpoint = env.get("DYNAMODB_ENDPOINT", "").strip() or None
-    region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or None
+    region = _region(env, development)
+    if endpoint is None and region is None and not development:
+        raise ConfigError(
+            "no DynamoDB to use: set AWS_REGION (or a region for the profile in "
+            "~/.aws/config), or DYNAMODB_ENDPOINT; only APP_ENV=development starts the "
+            "embedded DynamoDB Local"
+        )
 
     return {
         "APP_ENV": app_env,
@@ -153,7 +189,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DYNAMODB_TABLE": env.get("DYNAMODB_TABLE", "").strip() or DEFAULT_TABLE,
         "DYNAMODB_ENDPOINT": endpoint,
         "AWS_REGION": region,
-        # No endpoint and no region: a developer's laptop, so start DynamoDB Local ourselves.
+        # Development without an endpoint or a region in the environment: a developer's
+        # laptop, so start DynamoDB Local ourselves (production refused this above).
         "DYNAMODB_EMBEDDED": endpoint is None and region is None,
         "PUBLIC_URL": env.get("PUBLIC_URL", "").strip().rstrip("/") or None,
         **_mail_settings(env),
@@ -165,8 +202,19 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Without SMTP_HOST, mail is written here (None: instance/mail; see web/outbox.py).
         "MAIL_OUTBOX": env.get("MAIL_OUTBOX", "").strip() or None,
         "PASSWORD_HASH_METHOD": "scrypt:32768:8:3",
-        "LOGIN_MAX_FAILURES": 10,
-        "LOGIN_FAILURE_WINDOW": timedelta(minutes=15),
+        # Sign-in throttling (store/signin_limits.py): free consecutive failures per address,
+        # then a wait doubling from 1 s up to 5 minutes; 50 failures per client address per
+        # 15 minutes.
+        "LOGIN_FREE_FAILURES": 3,
+        "LOGIN_MAX_DELAY": timedelta(minutes=5),
+        "LOGIN_CLIENT_MAX_FAILURES": 50,
+        "LOGIN_CLIENT_WINDOW": timedelta(minutes=15),
+        # How many reverse proxies in front of the app set X-Forwarded-For (web/security.py);
+        # 0 trusts none, so the client address is the connection's.
+        # Wrong current passwords on /account, per account: a stolen session cannot guess.
+        "CURRENT_PASSWORD_MAX_FAILURES": 10,
+        "CURRENT_PASSWORD_WINDOW": timedelta(minutes=15),
+        "TRUSTED_PROXIES": _number(env, "TRUSTED_PROXIES", 0, (0, 5), int),
         "INVITE_LIFETIME": timedelta(days=7),
         # Mailed links (OWASP Forgot Password: short-lived, single use) and how often a person
         # may ask for one; store/limits.py counts per account or address across processes.

@@ -11,8 +11,13 @@ We run ``java`` ourselves rather than the npm wrapper so that we choose the flag
   tables (current docs also say ``-inMemory`` needs it).
 - ``-disableTelemetry``: this machine has no outside network, and dev data should not phone home.
 - no ``-cors``: without it DynamoDB Local rejects browser preflights, which is what we want.
-- no host flag: the jar has none (see ``-help``), so it listens on ALL interfaces. Only the
-  port is ours to choose; we pick a free one unless told otherwise.
+- loopback only: the jar has no host flag (see ``-help``) and, run with ``-jar``, listens on
+  every interface, accepting any credentials. So we do not run its main class but
+  ``DynamoDBLocalLoopback.java`` beside this file: it builds the server from the same
+  arguments and sets the Jetty connector's host to 127.0.0.1 before starting it. It is
+  compiled once per version of the source (``java -m jdk.compiler``, part of the Java 17
+  runtime) into a private cache folder. The port is ours to choose; we pick a free one
+  unless told otherwise.
 """
 
 from __future__ import annotations
@@ -20,24 +25,26 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from devtools import loopback
+from devtools.processes import free_port, locked, port_in_use
+from devtools.processes import tail as output_tail
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,10 @@ _atexit_registered = False
 
 class EmbeddedDBError(RuntimeError):
     """The local server could not be found or started."""
+
+
+class LoopbackUnavailable(EmbeddedDBError):
+    """This Java cannot compile the loopback launcher (no jdk.compiler module)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,12 +162,20 @@ def start_dynamodb_local(
         if detach:
             log_path = data_dir / "dynamodb-local.log"
 
+    try:
+        classes = loopback.launcher(java)
+    except loopback.LauncherError as exc:
+        raise LoopbackUnavailable(str(exc)) from exc
+
     def command(p: int) -> list[str]:
         return [
             java,
             f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-            "-jar",
-            str(jar),
+            f"-Ddynamodblocal.host={loopback.HOST}",
+            # The jar's manifest Class-Path brings DynamoDBLocal_lib/*.jar along.
+            "-cp",
+            os.pathsep.join([str(classes), str(jar)]),
+            loopback.MAIN_CLASS,
             "-sharedDb",
             "-disableTelemetry",
             "-port",
@@ -188,29 +207,50 @@ def ensure_embedded(instance_dir: Path) -> EmbeddedDB:
     Safe to call from many processes and threads at once: the file lock makes exactly one
     of them start the server; the others then find it in the state file.
     """
-    instance_dir = Path(instance_dir)
-    instance_dir.mkdir(parents=True, exist_ok=True)
+    return _ensure(Path(instance_dir))[0]
+
+
+def _ensure(instance_dir: Path) -> tuple[EmbeddedDB, bool]:
+    """The instance's server, and whether this call started it."""
+    private_dir(instance_dir)
     state_path = instance_dir / STATE_FILE
-    with _locked(instance_dir / LOCK_FILE):
+    with locked(instance_dir / LOCK_FILE):
         db = _read_state(state_path)
         if db is not None:
             if _running(db.pid) and _answers(db.endpoint):
-                return db
+                return db, False
             db.stop()  # a hung server would otherwise keep its port and memory
+        db = None
+        why = "Java or the DynamoDB Local jar is missing (run `make setup`)"
         if java_available() and dynamodb_local_jar() is not None:
-            db = start_dynamodb_local(instance_dir / "dynamodb", detach=True)
-        else:
+            try:
+                db = start_dynamodb_local(instance_dir / "dynamodb", detach=True)
+            except LoopbackUnavailable as exc:
+                # Never fall back to the jar's own main: it would listen on every interface.
+                why = f"DynamoDB Local cannot be bound to loopback here ({exc})"
+        if db is None:
             db = start_moto_server(detach=True, log_path=instance_dir / "moto-server.log")
             log.warning(
-                "Java or the DynamoDB Local jar is missing (run `make setup`); using moto's "
-                "server at %s instead. Its data is in memory only and will be LOST when it "
-                "stops.",
+                "%s; using moto's server at %s instead. Its data is in memory only and will "
+                "be LOST when it stops.",
+                why,
                 db.endpoint,
             )
         tmp = state_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(dataclasses.asdict(db)))
         os.replace(tmp, state_path)
-        return db
+        return db, True
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` readable by its owner only (0700), tightening one made before.
+
+    ``instance/`` holds the development secret key, the database files and their logs.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
 
 
 def stop_embedded(instance_dir: Path) -> EmbeddedDB | None:
@@ -219,7 +259,7 @@ def stop_embedded(instance_dir: Path) -> EmbeddedDB | None:
     if not instance_dir.is_dir():
         return None
     state_path = instance_dir / STATE_FILE
-    with _locked(instance_dir / LOCK_FILE):
+    with locked(instance_dir / LOCK_FILE):
         db = _read_state(state_path)
         if db is not None:
             db.stop()
@@ -238,23 +278,23 @@ def _start(
     log_path: Path | None,
     timeout: float,
 ) -> EmbeddedDB:
-    if port is not None and _port_in_use(port):
+    if port is not None and port_in_use(port):
         # Otherwise the readiness check could succeed against whatever already holds it.
         raise EmbeddedDBError(f"{kind}: port {port} is already in use")
-    # A port we picked can be taken before the server binds it (and DynamoDB Local binds
-    # every interface, so more can clash): retry that case with a fresh port.
+    # A port we picked can be taken before the server binds it: retry that case with a
+    # fresh port.
     attempts = 1 if port is not None else 3
     attempt = 0
     while True:
         attempt += 1
-        chosen = port if port is not None else _free_port()
+        chosen = port if port is not None else free_port()
         db, proc, log_file = _spawn(kind, command(chosen), chosen, detach, log_path)
         deadline = time.monotonic() + timeout
         while proc.poll() is None and time.monotonic() < deadline:
             if _answers(db.endpoint, timeout=1.0):
                 return db
             time.sleep(0.1)
-        tail = _tail(log_file)
+        tail = output_tail(log_file)
         exited = proc.poll() is not None
         db.stop()
         if exited and "in use" in tail and attempt < attempts:
@@ -327,39 +367,6 @@ def _is_server(pid: int) -> bool:
     return True
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(1.0)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _tail(log_file: IO[bytes], limit: int = 4000) -> str:
-    try:
-        log_file.flush()
-        size = os.fstat(log_file.fileno()).st_size
-        return os.pread(log_file.fileno(), limit, max(0, size - limit)).decode(errors="replace")
-    except (OSError, ValueError):
-        return "(no output captured)"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    # flock (not lockf) so that threads of one process also exclude each other: each open()
-    # is its own lock owner.
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _read_state(path: Path) -> EmbeddedDB | None:
     try:
         data = json.loads(path.read_text())
@@ -369,13 +376,22 @@ def _read_state(path: Path) -> EmbeddedDB | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m devtools.embedded_db ensure|stop [INSTANCE_DIR]`` (used by the Makefile)."""
+    """``python -m devtools.embedded_db ensure|start|stop [INSTANCE_DIR]`` (the Makefile's).
+
+    ``ensure`` and ``stop`` print the server as JSON; ``start`` ensures it too but prints
+    ``started`` or ``running``, so ``make run`` stops on exit only a server it started.
+    """
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] not in {"ensure", "stop"}:
-        sys.stderr.write("usage: python -m devtools.embedded_db ensure|stop [INSTANCE_DIR]\n")
+    if not args or args[0] not in {"ensure", "start", "stop"}:
+        sys.stderr.write("usage: python -m devtools.embedded_db ensure|start|stop [INSTANCE_DIR]\n")
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     instance_dir = Path(args[1]) if len(args) > 1 else ROOT / "instance"
+    if args[0] == "start":
+        db, started = _ensure(instance_dir)
+        log.info("embedded %s at %s (pid %d)", db.kind, db.endpoint, db.pid)
+        sys.stdout.write(("started" if started else "running") + "\n")
+        return 0
     if args[0] == "ensure":
         db: EmbeddedDB | None = ensure_embedded(instance_dir)
     else:

@@ -1,8 +1,11 @@
-"""Accounts (shared with v1), sessions that were signed out, and failed sign-in counters."""
+"""Accounts (shared with v1), sessions that were signed out, and preferences (failed
+sign-ins: signin_limits.py)."""
 
 from __future__ import annotations
 
+import hmac
 import time
+import unicodedata
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
@@ -48,7 +51,20 @@ class Account:
 
 
 def normalise_email(address: str) -> str:
-    return address.strip().lower()
+    """The one spelling of an address that is stored, used in keys and compared.
+
+    Unicode NFC so that ``jörg`` typed as one code point or as ``o`` plus a combining mark is
+    one address; ``lower()`` rather than ``casefold()`` because v1 stored ``lower()`` of its
+    (ASCII) addresses, and casefold would turn ``ß`` into ``ss`` for nobody's benefit.
+    """
+    return unicodedata.normalize("NFC", address.strip().lower())
+
+
+def same_email(left: str, right: str) -> bool:
+    """Whether two addresses are one, in constant time (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(
+        normalise_email(left).encode("utf-8"), normalise_email(right).encode("utf-8")
+    )
 
 
 def account_from_row(user_id: str, row: RawItem) -> Account:
@@ -143,46 +159,6 @@ def session_rows(
     rows = get_many(db, [keys.revoked_session(session_id), *extra])
     revoked = rows[0] is not None and number(rows[0], keys.TTL_ATTRIBUTE) > time.time()
     return revoked, rows[1:]
-
-
-# --- failed sign-ins ---------------------------------------------------------------------------
-
-
-def _window(window_seconds: int, at: float) -> int:
-    return int(at // window_seconds)
-
-
-def failed_sign_ins(db: Database, email: str, window_seconds: int) -> tuple[int, int]:
-    """Failures counted for this e-mail in the current window, and seconds until it ends."""
-    at = time.time()
-    window = _window(window_seconds, at)
-    row = db.get(keys.login_failures(normalise_email(email), window), consistent=True)
-    remaining = int((window + 1) * window_seconds - at) + 1
-    return number(row, "failures"), remaining
-
-
-def record_failed_sign_in(db: Database, email: str, window_seconds: int) -> int:
-    """Count one failure atomically, so every server process shares the count."""
-    window = _window(window_seconds, time.time())
-    response = db.client.update_item(
-        TableName=db.table,
-        Key=keys.login_failures(normalise_email(email), window),
-        UpdateExpression="ADD failures :one SET #ttl = :ttl",
-        ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
-        ExpressionAttributeValues={
-            ":one": n(1),
-            ":ttl": n((window + 2) * window_seconds),
-        },
-        ReturnValues="UPDATED_NEW",
-    )
-    return number(response["Attributes"], "failures")
-
-
-def clear_failed_sign_ins(db: Database, email: str, window_seconds: int) -> None:
-    window = _window(window_seconds, time.time())
-    db.client.delete_item(
-        TableName=db.table, Key=keys.login_failures(normalise_email(email), window)
-    )
 
 
 # --- preferences -------------------------------------------------------------------------------

@@ -152,7 +152,8 @@ def put_if_absent(db: Database, item: RawItem) -> bool:
 
 
 def update_if(db: Database, **params: Any) -> bool:
-    """UpdateItem on this table; False (nothing written) when its condition does not hold."""
+    """UpdateItem with a ConditionExpression: True if it was applied, False if the condition
+    refused it (any other error is raised)."""
     try:
         db.client.update_item(TableName=db.table, **params)
     except ClientError as exc:

@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import invite_limits, keys
-from .accounts import normalise_email
+from .accounts import normalise_email, same_email
 from .batch import get_many
 from .db import (
     CONFLICT_RETRIES,
@@ -186,7 +186,7 @@ def create_invite(
     fixed += invite_limits.count_actions(db, limits, moment)
     for attempt in range(CONFLICT_RETRIES):
         pending = pending_invites(db, workspace_id, moment)
-        replaced = [i for i in pending if i.email == email]
+        replaced = [i for i in pending if same_email(i.email, email)]
         if max_pending is not None and len(pending) - len(replaced) >= max_pending:
             raise TooManyPending
         revokes = [_revoke_action(db, workspace_id, old.invite_id) for old in replaced]
@@ -375,7 +375,7 @@ def accept(
             raise AlreadyMember(resolved[0].workspace_id) from None
         raise
     invite = found.invite
-    if not hmac.compare_digest(invite.email, normalise_email(email)):
+    if not same_email(invite.email, email):
         raise WrongAccount
     actions = _acceptance(db, found, user_id, _now(now))
     try:

@@ -39,6 +39,9 @@ PREFS_SK = "PREFS"
 SESSION_PREFIX = "SESSION#"
 REVOKED_SK = "REVOKED"
 LOGIN_FAILURES_PREFIX = "LOGINFAIL#"
+LOGIN_BACKOFF_SK = "BACKOFF"
+LOGIN_DEVICE_PREFIX = "DEVICE#"
+LOGIN_CLIENT_PREFIX = "LOGINCLIENT#"
 WINDOW_PREFIX = "WINDOW#"
 # A session's row under its account (listing, "sign out other sessions"); not the
 # ``SESSION#<sid>`` revocation row above, which the request path reads.
@@ -115,8 +118,16 @@ def rate_limit(kind: str, subject: str, window: int) -> Key:
     return key(f"{RATE_LIMIT_PREFIX}{kind}#{subject}", f"{WINDOW_PREFIX}{window}")
 
 
-def login_failures(address: str, window: int) -> Key:
-    return key(LOGIN_FAILURES_PREFIX + address, f"{WINDOW_PREFIX}{window}")
+def login_backoff(address: str, device: str | None = None) -> Key:
+    """Consecutive failed sign-ins for one (normalised) address: the per-account backoff, or
+    that of one browser which signed in to it before (a device cookie)."""
+    sk = f"{LOGIN_DEVICE_PREFIX}{device}" if device else LOGIN_BACKOFF_SK
+    return key(LOGIN_FAILURES_PREFIX + address, sk)
+
+
+def login_client(client: str, window: int) -> Key:
+    """Failed sign-ins from one client address in one fixed window."""
+    return key(LOGIN_CLIENT_PREFIX + client, f"{WINDOW_PREFIX}{window}")
 
 
 def workspace_pk(workspace_id: str) -> str:

@@ -19,13 +19,15 @@ from store.db import build_client
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_SECRET = "s" * 48
+# Outside development a region (or an endpoint) is required: tests/test_config_region.py.
+REGION = "eu-west-1"
 
 
 # --- load_config -------------------------------------------------------------------------------
 
 
 def test_production_is_the_default_and_locks_everything_down():
-    settings = load_config({"SECRET_KEY": GOOD_SECRET})
+    settings = load_config({"SECRET_KEY": GOOD_SECRET, "AWS_REGION": REGION})
     assert settings["APP_ENV"] == "production"
     assert settings["DEBUG"] is False and settings["TESTING"] is False
     assert settings["JWT_COOKIE_SECURE"] is True and settings["SESSION_COOKIE_SECURE"] is True
@@ -41,7 +43,7 @@ def test_production_is_the_default_and_locks_everything_down():
 
 @pytest.mark.parametrize("app_env", ["staging", "prod", "Development", "dev", " "])
 def test_anything_but_development_is_production(app_env: str):
-    settings = load_config({"APP_ENV": app_env, "SECRET_KEY": GOOD_SECRET})
+    settings = load_config({"APP_ENV": app_env, "SECRET_KEY": GOOD_SECRET, "AWS_REGION": REGION})
     assert settings["JWT_COOKIE_SECURE"] is True
     with pytest.raises(ConfigError):
         load_config({"APP_ENV": app_env})
@@ -68,7 +70,7 @@ def test_a_short_secret_is_refused_in_production(secret: str):
     with pytest.raises(ConfigError, match="too short"):
         load_config({"APP_ENV": "production", "SECRET_KEY": secret})
     assert load_config({"APP_ENV": "development", "SECRET_KEY": secret})["SECRET_KEY"] == secret
-    assert load_config({"SECRET_KEY": "z" * config.MIN_SECRET_BYTES})
+    assert load_config({"SECRET_KEY": "z" * config.MIN_SECRET_BYTES, "AWS_REGION": REGION})
 
 
 def test_the_environment_names_of_the_contract_are_read():

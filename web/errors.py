@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from web import sessions
+from web.security import same_origin_request
 from web.state import request_state
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,10 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
 def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
     """A form whose CSRF token is missing or stale: offer to send it again, keeping input.
 
-    Cross-site posts never get here (security.reject_cross_site_writes refuses them), so this
-    is a person's own form from an older session, a second tab, or a refresh mid-edit.
+    Only for a request the browser says came from our own page (a person's form from an
+    older session, a second tab, a refresh mid-edit). Re-rendering the fields of any other
+    token-less POST with a fresh token would turn a forgery into a one-click one, so
+    anything that cannot show it is same-origin gets a plain 403 that repeats nothing.
     """
     claims = sessions.decode_cookie_session()
     if claims is None:
@@ -66,6 +69,11 @@ def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
         unset_jwt_cookies(response)
         return response
     request_state().claims = claims
+    if not same_origin_request():
+        return render_error(
+            403,
+            "This form could not be checked, so nothing was saved. Reload the page and try again.",
+        )
     kept = [(name, value) for name, value in request.form.items(multi=True) if name != "csrf_token"]
     return render_error(
         400,

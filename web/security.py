@@ -9,6 +9,7 @@ import secrets
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Response, abort, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web.state import request_state
 
@@ -60,16 +61,44 @@ def own_origin() -> str:
     return request.host_url.rstrip("/")
 
 
+def _fetch_site() -> str:
+    return request.headers.get("Sec-Fetch-Site", "").strip().lower()
+
+
 def reject_cross_site_writes() -> None:
     """Refuse unsafe requests a browser marks as cross-site (OWASP CSRF: Fetch Metadata,
-    then Origin), before any view or session logic runs."""
+    then Origin), before any view or session logic runs.
+
+    ``Origin: null`` (a page with ``Referrer-Policy: no-referrer``, such as our invite pages,
+    a sandboxed frame, a privacy setting) says nothing about where a form came from, so it is
+    accepted only when the browser also says ``Sec-Fetch-Site: same-origin``; otherwise a
+    sibling subdomain could post with it.
+    """
     if request.method not in UNSAFE_METHODS:
         return
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+    fetch_site = _fetch_site()
+    if fetch_site == "cross-site":
         abort(403, description="This form was sent from another site.")
     origin = request.headers.get("Origin")
-    if origin and origin != "null" and origin.rstrip("/") != own_origin():
+    if origin == "null":
+        if fetch_site != "same-origin":
+            abort(403, description="This form was sent from another site.")
+    elif origin and origin.rstrip("/") != own_origin():
         abort(403, description="This form was sent from another site.")
+
+
+def same_origin_request() -> bool:
+    """Whether the browser says this request came from one of our own pages.
+
+    Stricter than reject_cross_site_writes, which lets header-less clients through: here a
+    request must prove it, by ``Sec-Fetch-Site: same-origin`` or by an ``Origin`` equal to
+    ours (``Origin: null`` counts only together with ``Sec-Fetch-Site: same-origin``).
+    """
+    fetch_site = _fetch_site()
+    if fetch_site:
+        return fetch_site == "same-origin"
+    origin = request.headers.get("Origin", "")
+    return origin not in ("", "null") and origin.rstrip("/") == own_origin()
 
 
 def _preauth_signature(nonce: str) -> str:
@@ -124,6 +153,19 @@ def set_headers(response: Response) -> Response:
     return response
 
 
+def trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXIES`` reverse proxies, take the client address (sign-in limits,
+    logs) from the last that many ``X-Forwarded-For`` entries, which those proxies wrote.
+
+    With 0 (the default) the header is ignored: anyone can send one, so trusting it without
+    a proxy that overwrites it would let each request claim a fresh address.
+    """
+    count = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count)  # type: ignore[method-assign]
+
+
 def init_app(app: Flask) -> None:
+    trust_proxies(app)
     app.before_request(reject_cross_site_writes)
     app.after_request(set_headers)

@@ -54,12 +54,12 @@ def _current_password_ok(account: accounts.Account, form: Form) -> bool:
     so a stolen session cannot be used to guess the password at leisure."""
     typed = request.form.get("current_password", "")
     method = current_app.config["PASSWORD_HASH_METHOD"]
-    window = int(current_app.config["LOGIN_FAILURE_WINDOW"].total_seconds())
+    window = int(current_app.config["CURRENT_PASSWORD_WINDOW"].total_seconds())
     wait = limits.take(
         get_db(),
         "currentpassword",
         account.user_id,
-        limit=current_app.config["LOGIN_MAX_FAILURES"],
+        limit=current_app.config["CURRENT_PASSWORD_MAX_FAILURES"],
         window_seconds=window,
     )
     if wait:

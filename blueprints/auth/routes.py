@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request
 
-from blueprints.auth import passwords
-from store import accounts
+from blueprints.auth import devices, passwords
+from store import accounts, signin_limits
 from store.db import get_db
 from web import sessions
 from web.forms import Form
@@ -53,6 +53,7 @@ def register():
             else:
                 response = redirect(_next_target(), 303)
                 sessions.sign_in(response, account)
+                devices.remember_device(response, account.email)
                 confirm.send_confirmation(account)
                 flash(
                     f"Welcome, {account.name}. Your account is ready. We sent a link to "
@@ -89,6 +90,7 @@ def login():
             if account is not None:
                 response = redirect(_next_target(), 303)
                 sessions.sign_in(response, account)
+                devices.remember_device(response, account.email)
                 return response
             form.errors["form"] = SIGN_IN_FAILED
     form.values["password"] = ""
@@ -97,30 +99,44 @@ def login():
 
 
 def _authenticate(email: str, password: str) -> tuple[accounts.Account | None, int]:
-    """The account for these credentials, or None; and seconds to wait when locked out.
+    """The account for these credentials, or None; and seconds to wait when throttled.
 
-    Failures are counted per e-mail in DynamoDB, so every server process sees the same
-    count; a locked account is refused even with the right password (OWASP: no oracle).
+    Each attempt is claimed in DynamoDB before the password is checked (per address, or per
+    known device of it, and per client address: store/signin_limits.py, devices.py), so every
+    server process shares the counts and concurrent guesses cannot overtake them. While an
+    address must wait even the right password is refused, unchecked (OWASP: no oracle); the
+    wait is short and not extended, and a browser that signed in before waits on its own.
     """
     db = get_db()
     config = current_app.config
-    window = int(config["LOGIN_FAILURE_WINDOW"].total_seconds())
-    failures, remaining = accounts.failed_sign_ins(db, email, window)
-    if failures >= config["LOGIN_MAX_FAILURES"]:
-        return None, remaining
+    policy = _throttle_policy()
+    attempt = signin_limits.Attempt(
+        email, client=request.remote_addr or "unknown", device=devices.known_device(email)
+    )
+    refusal = signin_limits.claim_attempt(db, attempt, policy)
+    if refusal is not None:
+        return None, refusal.retry_after
     method = config["PASSWORD_HASH_METHOD"]
     account = accounts.find_by_email(db, email)
     if not passwords.verify(account.password_hash if account else None, password, method):
-        accounts.record_failed_sign_in(db, email, window)
         return None, 0
     assert account is not None  # noqa: S101 - verify() is False without an account
-    if failures:
-        accounts.clear_failed_sign_ins(db, email, window)
+    signin_limits.succeeded(db, attempt, policy)
     if passwords.needs_upgrade(account.password_hash, method):
         accounts.replace_password_hash(
             db, account.user_id, account.password_hash, passwords.hash_password(password, method)
         )
     return account, 0
+
+
+def _throttle_policy() -> signin_limits.Policy:
+    config = current_app.config
+    return signin_limits.Policy(
+        free_failures=config["LOGIN_FREE_FAILURES"],
+        max_delay=int(config["LOGIN_MAX_DELAY"].total_seconds()),
+        client_max_failures=config["LOGIN_CLIENT_MAX_FAILURES"],
+        client_window=int(config["LOGIN_CLIENT_WINDOW"].total_seconds()),
+    )
 
 
 @bp.post("/logout")

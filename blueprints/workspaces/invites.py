@@ -231,7 +231,7 @@ def invite(token: str) -> Any:
     wrong_account = (
         user is not None
         and member is None
-        and accounts.normalise_email(user.email) != found.invite.email
+        and not accounts.same_email(user.email, found.invite.email)
     )
     account = sessions.current_account()
     return _private_page(

@@ -1,9 +1,9 @@
-"""store.accounts: accounts shared with v1, signed-out sessions, failed sign-in counters."""
+"""store.accounts: accounts shared with v1, signed-out sessions (failed sign-ins:
+tests/blueprints/auth/test_lockout.py)."""
 
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -11,20 +11,7 @@ from botocore.exceptions import ClientError
 
 from store import accounts, keys
 from tests.support.auth import dynamodb_calls, put_account
-from tests.support.helpers import rows_with, scan_all
-
-WINDOW = 900
-
-
-class _Clock(SimpleNamespace):
-    """Stands in for the ``time`` module inside store.accounts."""
-
-    def __init__(self, now: float) -> None:
-        super().__init__(now=now)
-
-    def time(self) -> float:
-        return self.now
-
+from tests.support.helpers import scan_all
 
 # --- accounts ----------------------------------------------------------------------------------
 
@@ -139,41 +126,6 @@ def test_session_rows_reads_the_extra_rows_in_the_same_call(database: Any):
         )
     assert revoked is False and profile is not None and missing is None
     assert [name for name, _ in calls] == ["BatchGetItem"]
-
-
-# --- failed sign-ins ---------------------------------------------------------------------------
-
-
-def test_failures_are_counted_atomically_per_address_with_a_ttl(
-    database: Any, monkeypatch: pytest.MonkeyPatch
-):
-    clock = _Clock(1_000_000 * WINDOW + 100)
-    monkeypatch.setattr(accounts, "time", clock)
-
-    counts = [accounts.record_failed_sign_in(database, "Alice@x.com", WINDOW) for _ in range(3)]
-
-    assert counts == [1, 2, 3]
-    assert accounts.failed_sign_ins(database, "alice@x.com", WINDOW) == (3, WINDOW - 100 + 1)
-    assert accounts.failed_sign_ins(database, "bob@x.com", WINDOW)[0] == 0
-    [row] = rows_with(database, keys.LOGIN_FAILURES_PREFIX)
-    assert row["PK"]["S"] == "LOGINFAIL#alice@x.com"
-    assert int(row[keys.TTL_ATTRIBUTE]["N"]) >= clock.now + WINDOW  # outlives its window
-
-
-def test_the_count_starts_again_in_the_next_window(database: Any, monkeypatch: pytest.MonkeyPatch):
-    clock = _Clock(1_000_000 * WINDOW + WINDOW - 1)
-    monkeypatch.setattr(accounts, "time", clock)
-    accounts.record_failed_sign_in(database, "alice@x.com", WINDOW)
-
-    clock.now += 2
-
-    assert accounts.failed_sign_ins(database, "alice@x.com", WINDOW)[0] == 0
-
-
-def test_clearing_removes_the_current_count(database: Any):
-    accounts.record_failed_sign_in(database, "alice@x.com", WINDOW)
-    accounts.clear_failed_sign_ins(database, "ALICE@x.com", WINDOW)
-    assert accounts.failed_sign_ins(database, "alice@x.com", WINDOW)[0] == 0
 
 
 # --- preferences -------------------------------------------------------------------------------

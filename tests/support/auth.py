@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from werkzeug.test import TestResponse
 
 from store import keys
+from store.accounts import normalise_email
 from store.db import Database, s
 from tests.support import mailbox
 from tests.support.helpers import PASSWORD, WebClient, hooked, user_id_of
@@ -272,7 +273,7 @@ def register(
     web = WebClient(app.test_client())
     response = web.register(email, name, password)
     assert response.status_code == 303, response.get_data(as_text=True)
-    address = email.strip().lower()
+    address = normalise_email(email)
     if confirmed:
         confirm_from_mail(app, web, address)
     return Person(address, name, user_id_of(app.extensions["db"], address), web, password)

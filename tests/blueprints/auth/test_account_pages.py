@@ -178,7 +178,7 @@ def test_a_workspace_page_still_costs_one_batch_read_for_the_session(
 
 
 def test_guessing_the_current_password_is_limited_per_account(app: Any, alice: Any):
-    limit = app.config["LOGIN_MAX_FAILURES"]
+    limit = app.config["CURRENT_PASSWORD_MAX_FAILURES"]
     for attempt in range(limit):
         wrong = alice.web.post(
             "/account/password",

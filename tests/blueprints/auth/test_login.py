@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from werkzeug.security import generate_password_hash
 
 from blueprints.auth.routes import SIGN_IN_FAILED
-from store import accounts, keys
+from store import keys
 from tests.support.auth import (
     ACCESS_COOKIE,
     CSRF_COOKIE,
@@ -26,7 +24,7 @@ from tests.support.auth import (
     spy_on_hashing,
     stored_hash,
 )
-from tests.support.helpers import WebClient, rows_with, scan_all
+from tests.support.helpers import WebClient, scan_all
 
 # Django's URLHasAllowedHostAndSchemeTests.test_bad_urls, plus encoded and spaced variants.
 BAD_NEXT = [
@@ -271,62 +269,7 @@ def test_unknown_address_and_wrong_password_look_identical_and_cost_one_hash_eac
     assert SIGN_IN_FAILED in wrong_browser.text(wrong)
 
 
-# --- throttling (S20) --------------------------------------------------------------------------
-
-
-class _ShiftedClock(SimpleNamespace):
-    """Stands in for the ``time`` module inside store.accounts, some seconds in the future."""
-
-    def __init__(self, shift: float) -> None:
-        super().__init__(shift=shift)
-
-    def time(self) -> float:
-        return time.time() + self.shift
-
-
-def test_ten_failures_lock_the_account_even_for_the_right_password(
-    app: Any, alice: Person, bob: Person, database: Any, monkeypatch: pytest.MonkeyPatch
-):
-    web = WebClient(app.test_client())
-    for attempt in range(10):
-        address = alice.email.upper() if attempt % 2 else alice.email  # one count per account
-        assert web.login(address, f"wrong password number {attempt}").status_code == 400
-
-    locked = web.login(alice.email, alice.password)
-
-    assert locked.status_code == 429
-    retry_after = int(locked.headers["Retry-After"])
-    window = int(app.config["LOGIN_FAILURE_WINDOW"].total_seconds())
-    assert 0 < retry_after <= window + 1
-    assert "Too many attempts" in web.text(locked)
-    assert auth_cookies_set(locked) == []
-    [counter] = rows_with(database, keys.LOGIN_FAILURES_PREFIX + alice.email)
-    assert counter["failures"] == {"N": "10"}
-    assert int(counter[keys.TTL_ATTRIBUTE]["N"]) > time.time()
-
-    assert WebClient(app.test_client()).login(bob.email, bob.password).status_code == 303
-
-    monkeypatch.setattr(accounts, "time", _ShiftedClock(window + 1))
-    assert WebClient(app.test_client()).login(alice.email, alice.password).status_code == 303
-
-
-def test_a_successful_sign_in_resets_the_failure_count(app: Any, alice: Person):
-    web = WebClient(app.test_client())
-    for _ in range(9):
-        web.login(alice.email, "a wrong password again")
-    assert web.login(alice.email, alice.password).status_code == 303
-
-    other = WebClient(app.test_client())
-    for _ in range(9):
-        assert other.login(alice.email, "a wrong password again").status_code == 400
-    assert other.login(alice.email, alice.password).status_code == 303
-
-
-def test_unknown_addresses_are_throttled_the_same_way(app: Any):
-    web = WebClient(app.test_client())
-    for _ in range(10):
-        assert web.login("nobody@x.com", "a wrong password again").status_code == 400
-    assert web.login("nobody@x.com", "a wrong password again").status_code == 429
+# --- throttling (S20): tests/blueprints/auth/test_lockout.py -----------------------------------
 
 
 # --- next (S32) --------------------------------------------------------------------------------
