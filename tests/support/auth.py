@@ -285,7 +285,7 @@ def mark_confirmed(app: Any, address: str) -> None:
     db = app.extensions["db"]
     db.client.update_item(
         TableName=db.table,
-        Key=keys.user(user_id_of(db, address.strip().lower())),
+        Key=keys.user(user_id_of(db, normalise_email(address))),
         UpdateExpression="REMOVE emailUnconfirmed",
     )
 

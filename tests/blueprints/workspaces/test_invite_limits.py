@@ -12,6 +12,7 @@ from store import invites as store_invites
 from store import keys
 from store.db import Database
 from tests.support.app import make_app
+from tests.support.auth import mark_confirmed
 from tests.support.helpers import WebClient, rows_with
 from tests.support.workspaces import Team
 
@@ -96,6 +97,7 @@ def test_the_pending_cap_refuses_new_addresses_but_allows_a_resend(ddb_client, t
     )
     owner = WebClient(app.test_client())
     owner.register("cap@example.com", "Cap Owner")
+    mark_confirmed(app, "cap@example.com")  # only a confirmed address may invite
     created = owner.post("/workspaces", {"name": "Capped"}, form_page="/workspaces")
     ws = created.headers["Location"].split("/")[2]
     form = f"/w/{ws}/invites/new"
