@@ -44,8 +44,8 @@ def register():
                     passwords.hash_password(form.values["password"], method),
                 )
             except accounts.EmailTaken:
-                # We send no e-mail, so we cannot hide that the address is in use; we can
-                # keep everything else the person typed and point them at signing in.
+                # Said plainly rather than hidden behind a mail: a person who forgot they
+                # had an account needs to know now; the reset page is the one that hides it.
                 form.errors["email"] = (
                     "This e-mail address cannot be used for a new account. If it is yours, "
                     "sign in instead."
