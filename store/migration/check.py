@@ -10,8 +10,9 @@ from botocore.exceptions import ClientError
 
 from store import keys
 from store.batch import get_many
-from store.db import Database, RawItem, condition_failed, s, text
+from store.db import Database, RawItem, condition_failed, text
 
+from .bulk import count_prefix
 from .kept import kept_by_id, record_id
 from .rows import (
     ITEM,
@@ -144,21 +145,11 @@ def delete_if_unchanged(db: Database, row: RawItem) -> str:
 
 
 def v2_counts(db: Database, workspace_id: str) -> dict[str, int]:
-    counts = {}
-    for label, prefix in (
-        ("items", keys.ITEM_PREFIX),
-        ("settings", keys.SETTING_PREFIX),
-        ("members", keys.MEMBER_PREFIX),
-    ):
-        total = 0
-        for page in db.query_pages(
-            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-            ExpressionAttributeValues={
-                ":pk": s(keys.workspace_pk(workspace_id)),
-                ":prefix": s(prefix),
-            },
-            Select="COUNT",
-        ):
-            total += page["Count"]
-        counts[label] = total
-    return counts
+    return {
+        label: count_prefix(db, workspace_id, prefix, consistent=False)
+        for label, prefix in (
+            ("items", keys.ITEM_PREFIX),
+            ("settings", keys.SETTING_PREFIX),
+            ("members", keys.MEMBER_PREFIX),
+        )
+    }

@@ -65,6 +65,8 @@ class Claim:
     failed_reason: str = ""
     # Rows kept back so far, per count name ("items", "settings", "members").
     kept_by_kind: dict[str, int] = field(default_factory=dict)
+    # Partitions of earlier attempts, abandoned (see ``new_attempt``): never a visible row.
+    abandoned: list[str] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: RawItem) -> Claim:
@@ -92,6 +94,7 @@ class Claim:
                 for counts in [row.get("keptBackByKind", {}).get("M", {})]
                 for name in counts
             },
+            abandoned=sorted(row.get("abandonedWorkspaces", {}).get("SS", [])),
         )
 
     def due(self, wall: Callable[[], float] = time.time) -> bool:
@@ -235,6 +238,32 @@ def completion(db: Database, owner: str, version: str, counts: dict[str, Any]) -
             },
         }
     }
+
+
+def new_attempt(old_workspace_id: str) -> tuple[list[str], dict[str, Any], str]:
+    """The SET clauses, values and ADD clause that start a new attempt: a fresh partition
+    for the copy, nothing copied yet, and the old partition listed as abandoned.
+
+    Used when a holder may still have a write in flight towards the old partition (a lapsed
+    claim taken over, a hand-over from outside a run that did not stop) or when the copy
+    starts over (v1 changed under it): that holder's late writes then land where nobody
+    looks, and ``migration cleanup`` deletes them."""
+    sets = [
+        "workspaceId = :attemptWs",
+        "cursors = :noCursors",
+        "itemsCopied = :zero",
+        "settingsCopied = :zero",
+        "membersCopied = :zero",
+        "keptBackByKind = :noCursors",
+        "keptBack = :zero",
+    ]
+    values = {
+        ":attemptWs": s(new_id()),
+        ":noCursors": {"M": {}},
+        ":zero": n(0),
+        ":abandon": {"SS": [old_workspace_id]},
+    }
+    return sets, values, " ADD abandonedWorkspaces :abandon"
 
 
 def move_seen(
