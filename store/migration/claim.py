@@ -215,6 +215,24 @@ def fence_check(db: Database, writer: int, owner: str) -> dict[str, Any]:
     }
 
 
+def holder_check(db: Database, owner: str, version: str) -> dict[str, Any]:
+    """A transaction action that holds only while ``owner`` holds the claim at ``version``
+    (for writes made once the heartbeat has stopped, just before the flag)."""
+    return {
+        "ConditionCheck": {
+            "TableName": db.table,
+            "Key": keys.migration_claim(),
+            "ConditionExpression": "#owner = :me AND version = :version AND #state = :running",
+            "ExpressionAttributeNames": {"#owner": "owner", "#state": "state"},
+            "ExpressionAttributeValues": {
+                ":me": s(owner),
+                ":version": s(version),
+                ":running": s(STATE_RUNNING),
+            },
+        }
+    }
+
+
 def completion(db: Database, owner: str, version: str, counts: dict[str, Any]) -> dict[str, Any]:
     """A transaction action marking the claim complete with the final ``counts`` (``:items``,
     ``:settings``, ``:members``); it holds only while ``owner`` still holds it at ``version``."""

@@ -34,7 +34,7 @@ from .errors import (
     classify,
     operator_reason,
 )
-from .fenced import Pair, row_key
+from .fenced import HOLDER, Pair, row_key
 from .flag import Flag, write_flag
 from .heartbeat import Heartbeating
 from .kept import record_action
@@ -269,7 +269,8 @@ class Migration(Heartbeating, BulkCopies, Verification):
         try:
             written = write_flag(self.db, flag, fence=fence, progress=self.progress, rows=team)
         except ClientError as exc:
-            if not team or "ValidationError" not in cancellation_reasons(exc)[2:]:
+            refused = error_code(exc) == "ValidationException"
+            if not team or not (refused or "ValidationError" in cancellation_reasons(exc)[2:]):
                 raise
             # A member row DynamoDB refuses on its own: found and kept back, then the flag.
             flag = self._flag(self._write_team_first(team, kept))
@@ -298,7 +299,7 @@ class Migration(Heartbeating, BulkCopies, Verification):
     def _write_team_first(self, team: list[RawItem], kept: dict[str, int]) -> dict[str, int]:
         """Write the workspace and member rows fenced, before the flag; members DynamoDB
         refuses on their own are kept back (and recorded). The kept-back counts, updated."""
-        rejected = self._write(team, [], self.run.claim.total_segments)
+        rejected = self._write(team, [], HOLDER)
         refused = [
             (MEMBER, self.member_rows[row_key(copy)], why)
             for copy in team

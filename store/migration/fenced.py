@@ -15,7 +15,7 @@ from store import keys
 from store.batch import chunk_requests, retry
 from store.db import Database, RawItem, cancellation_reasons, error_code
 
-from .claim import Run, fence_check
+from .claim import Run, fence_check, holder_check
 from .errors import TRANSIENT, LostClaim, RowRejected, classify, failed_at
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ MAX_TRANSACTION_ITEMS = 100
 TRANSACTION_BYTES = 4 * 1024 * 1024 - 64 * 1024
 # A fenced copy's transaction: the writer's fence check first, then the rows.
 FENCE_CHECK = 0
+# The "writer" whose transactions check the claim itself (owner, version, running) instead
+# of a fence: the rows that make the workspace visible, written after the heartbeat stopped,
+# so that a run whose claim was released from outside can never write them.
+HOLDER = -1
 
 # One v1 row on its way: its kind, the v1 row, and its v2 copy.
 Pair = tuple[str, RawItem, RawItem]
@@ -73,6 +77,7 @@ class FencedWrites:
     settings: Settings
     monotonic: Callable[[], float]
     lost: threading.Event
+    version: str
 
     def check_fence(self) -> None:
         raise NotImplementedError
@@ -105,7 +110,11 @@ class FencedWrites:
         arrives (a paused process, a request re-sent by the SDK, a slow network): no check
         made in this process before sending could promise that. A transaction refused as
         invalid is narrowed down to the rows DynamoDB will not take, which are returned."""
-        actions = [fence_check(self.db, writer, self.run.run_id), *chunk]
+        if writer == HOLDER:
+            check = holder_check(self.db, self.run.run_id, self.version)
+        else:
+            check = fence_check(self.db, writer, self.run.run_id)
+        actions = [check, *chunk]
 
         def send() -> dict[RowKey, str]:
             try:
