@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,14 +123,19 @@ class Migration(Heartbeating, BulkCopies, Verification):
 
     # -- copying --
 
-    def _copy_settings(self, settings: list[RawItem]) -> None:
-        """The settings: one small bulk write into the partition, beside the items."""
+    def _copy_team(self) -> tuple[list[RawItem], list[RawItem]]:
+        """Read v1's members and settings and copy the settings (one small bulk write into
+        the partition), beside the item segments; the members and settings read."""
+        members, settings, table = self._read_team()
+        if table is not None:
+            self._estimate_items(len(members), len(settings), table)
         pairs: list[Pair] = [(SETTING, r, setting_copy(self.workspace_id, r)) for r in settings]
         # The last fence is this phase's own, so it never shares one with a segment writer.
         kept = self._copy_page(pairs, writer=self.run.claim.total_segments)
         with self.progress.lock:
             self.progress.settings = len(settings) - kept["settings"]
             self.progress.kept["settings"] = kept["settings"]
+        return members, settings
 
     def _copy_segment(self, segment: int) -> None:
         cursor = self.progress.cursors.get(str(segment))
@@ -175,11 +180,11 @@ class Migration(Heartbeating, BulkCopies, Verification):
 
     def _read_team(self) -> tuple[list[RawItem], list[RawItem], dict[str, Any] | None]:
         """The v1 members and settings, and (for a first estimate) the table's description,
-        read side by side: one round trip's wait instead of three."""
+        read side by side: one round trip's wait instead of three. (The description may
+        count a first page of copies already: it is only a guess for the progress bar.)"""
         with ThreadPoolExecutor(max_workers=3) as pool:
             members = pool.submit(v1_partition, self.db, keys.V1_MEMBERS_PK)
             settings = pool.submit(v1_partition, self.db, keys.V1_SETTINGS_PK)
-            # Before this run writes anything, so its own rows are not counted.
             table = pool.submit(self._describe) if self.progress.items_total is None else None
             return members.result(), settings.result(), table.result() if table else None
 
@@ -192,12 +197,8 @@ class Migration(Heartbeating, BulkCopies, Verification):
         beater.daemon = True
         beater.start()
         try:
-            self.progress.phase = "members and settings"
-            members, settings, table = self._read_team()
-            if table is not None:
-                self._estimate_items(len(members), len(settings), table)
             self.progress.phase = "items"
-            self._copy_all(settings)
+            members, settings = self._copy_all()
             if not self.items_done():
                 return None
             self.progress.phase = "finishing"
@@ -210,13 +211,16 @@ class Migration(Heartbeating, BulkCopies, Verification):
         self.check_fence()
         return self._write_flag(kept, team)
 
-    def _copy_all(self, settings: list[RawItem]) -> None:
-        """The settings and every item segment in parallel; the first failure stops all."""
+    def _copy_all(self) -> tuple[list[RawItem], list[RawItem]]:
+        """The team's reads and settings, and every item segment, in parallel; the first
+        failure stops all. The v1 members and settings read."""
         segments = self.run.claim.total_segments
-        # The settings are submitted first, so they never wait behind the item segments.
-        workers = max(1, min(segments + 1, self.settings.writers))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self._copy_settings, settings)]
+        # The small team task gets a thread of its own, so no segment waits behind it; the
+        # team is submitted first, so it never waits behind a segment either.
+        workers = segments + 1 if self.settings.writers >= segments else self.settings.writers
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            team = pool.submit(self._copy_team)
+            futures: list[Future[Any]] = [team]
             futures += [pool.submit(self._copy_segment, i) for i in range(segments)]
             for future in as_completed(futures):
                 if future.exception() is not None:
@@ -227,6 +231,7 @@ class Migration(Heartbeating, BulkCopies, Verification):
             # The first real cause, not a sibling's "stopped because another part failed".
             causes = [e for e in failures if not isinstance(e, Aborted)]
             raise (causes or failures)[0]
+        return team.result()
 
     def _team_rows(self, members: list[RawItem], settings: list[RawItem]) -> list[RawItem]:
         """The rows that make the workspace visible: its WORKSPACE row and the member rows
