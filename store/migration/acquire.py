@@ -2,7 +2,9 @@
 or released claim, and recording a claim the server refuses for good as ``failed``.
 
 Every take is one transaction with a condition on what was seen, and it moves every writer's
-fence with the claim, so the previous holder's late copies fail inside DynamoDB. A take whose
+fence with the claim, so the previous holder's late fenced writes fail inside DynamoDB; a take
+of a lapsed claim also starts a new attempt in a new partition, where the previous holder's
+late bulk copies land unseen. A take whose
 answer was lost is recognised by reading the claim back: it names this run.
 """
 

@@ -2,8 +2,10 @@
 
 The claim is one row (``MIGRATION`` / ``CLAIM``); each copy writer also has a fence row
 (``MIGRATION`` / ``FENCE#<n>``) naming the run that may write through it. Taking the claim
-moves every fence in the same transaction, which is what makes an old holder's late copies
-fail inside DynamoDB (see ``fenced.FencedWrites._write_fenced``).
+moves every fence in the same transaction, which is what makes an old holder's late fenced
+writes fail inside DynamoDB (see ``fenced.FencedWrites._write_fenced``); its late bulk copies
+go to its own attempt's partition, which a takeover of a lapsed claim abandons
+(``new_attempt``).
 """
 
 from __future__ import annotations

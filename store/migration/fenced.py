@@ -1,6 +1,8 @@
-"""Fenced writes: every copy goes in a transaction that holds only while the writer's fence
-row still names this run, so DynamoDB itself refuses a late write from a run that lost the
-claim; a transaction refused as invalid is narrowed down to the rows DynamoDB will not take."""
+"""Fenced writes: the records of kept-back rows (and the visible rows that do not fit beside
+the flag) go in a transaction that holds only while the writer's fence row still names this
+run (or the claim is still this run's), so DynamoDB itself refuses a late write from a run
+that lost the claim; a transaction refused as invalid is narrowed down to the rows DynamoDB
+will not take. The bulk of the copy is not fenced (``bulk``)."""
 
 from __future__ import annotations
 
