@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from store import batch, keys
 from store.db import Database
@@ -18,8 +19,15 @@ from store.migration.errors import LostClaim
 from store.migration.flag import read_flag
 from store.migration.rows import item_copy
 from store.migration.v1 import scan_v1_items
+from tests.support.faults import is_bulk_copy
 from tests.support.helpers import scan_all
-from tests.support.migration import for_backend
+from tests.support.migration import (
+    after_backoff,
+    assert_exact_copy,
+    for_backend,
+    item_puts,
+    migrate,
+)
 from tests.support.multiprocess import edit_items, rows_of
 
 
@@ -155,3 +163,34 @@ def test_a_listed_partition_holding_a_workspace_row_is_never_deleted(database, s
 
     assert rows_of(database, stale.workspace_id) == rows
     assert read_flag(database) == flag
+
+
+def test_a_copy_that_got_no_answer_abandons_its_attempt_and_the_next_run_copies_afresh(
+    database, seed, ddb_client, raw_client, monkeypatch
+):
+    """A copy whose answer never came (after botocore's own retries) may still land later, so
+    the run that let go of the claim cannot leave its partition to the next run: that run
+    copies into a new one. (A throttled copy was answered: it keeps the attempt, see
+    test_engine.py's throttling tests.)"""
+    seed(items=30, settings=2, members=2)
+    monkeypatch.setattr(batch, "_sleep", lambda _s: None)
+
+    def no_answer(**params: Any) -> dict[str, Any]:
+        if is_bulk_copy(params) and item_puts(params):
+            raise ReadTimeoutError(endpoint_url="dynamodb")
+        return raw_client.batch_write_item(**params)
+
+    monkeypatch.setattr(ddb_client, "batch_write_item", no_answer)
+    run = try_acquire(database, "a", ClaimObserver(), lease=30, segments=2)
+    first = run.claim.workspace_id
+    settings = for_backend(database, Settings(lease=30, budget=1, writers=2, segments=2))
+    assert run_migration(database, run, settings) is None
+    monkeypatch.undo()
+
+    claim = read_claim(database)
+    assert claim.state == "waiting" and "ReadTimeout" in claim.failed_reason
+    assert claim.workspace_id != first and claim.abandoned == [first]
+    assert (claim.items_copied, claim.cursors) == (0, {})
+    flag = migrate(database, when=after_backoff)
+    assert flag is not None and flag.workspace_id == claim.workspace_id
+    assert_exact_copy(database, flag)

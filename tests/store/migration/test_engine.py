@@ -18,6 +18,7 @@ from tests.support.helpers import hooked, rows_with, scan_all
 from tests.support.migration import (
     after_backoff,
     assert_exact_copy,
+    item_puts,
     migrate,
     throttled,
 )
@@ -200,15 +201,6 @@ def _without(params: dict[str, Any], sort_key: str) -> dict[str, Any]:
     return {**params, "RequestItems": {t: rows for t, rows in requests.items() if rows}}
 
 
-def _item_puts(params: dict[str, Any]) -> list[str]:
-    return [
-        r["PutRequest"]["Item"]["SK"]["S"]
-        for rows in params.get("RequestItems", {}).values()
-        for r in rows
-        if r["PutRequest"]["Item"]["SK"]["S"].startswith("ITEM#")
-    ]
-
-
 def _send(raw_client: Any, params: dict[str, Any]) -> None:
     if params["RequestItems"]:
         raw_client.batch_write_item(**params)
@@ -223,7 +215,7 @@ def test_a_silently_dropped_write_is_found_by_verification_and_repaired(
     dropped: list[str] = []
 
     def drop_one(**params: Any) -> dict[str, Any]:
-        items = _item_puts(params)
+        items = item_puts(params)
         if is_bulk_copy(params) and items and not dropped:
             dropped.append(items[0])
             _send(raw_client, _without(params, items[0]))
@@ -245,7 +237,7 @@ def test_a_row_that_never_lands_means_no_flag_and_a_recorded_reason(
     victim: dict[str, str] = {}
 
     def always_drop(**params: Any) -> dict[str, Any]:
-        items = _item_puts(params)
+        items = item_puts(params)
         if is_bulk_copy(params) and items and (victim.get("sk") in items or not victim):
             victim.setdefault("sk", items[0])
             _send(raw_client, _without(params, victim["sk"]))
