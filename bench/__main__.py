@@ -281,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             endpoint=server.endpoint,
             region="us-east-1",
             max_attempts=3,
+            # DynamoDB Local on a busy machine can take more than the app's 5 s to answer a
+            # large Scan page; a timeout here would measure the machine, not the copy.
+            read_timeout=30.0,
             local_credentials=True,
             pool_size=32,
         )

@@ -23,7 +23,7 @@ from store import keys
 from store.batch import chunk_requests, retry, write_chunk
 from store.db import Database, RawItem, error_code, now_iso, s
 
-from .errors import TRANSIENT, RowRejected, classify
+from .errors import NETWORK_ERRORS, TRANSIENT, RowRejected, classify
 from .fenced import FencedWrites, Pair, RowKey, row_key
 from .kept import record_action
 from .rows import COUNT_NAMES, WORKSPACE, storable_problem
@@ -39,6 +39,8 @@ class BulkCopies(FencedWrites):
     the records of kept-back rows)."""
 
     wall: Callable[[], float]
+    # Set once a copy got no answer: the run's release then starts a new attempt.
+    copy_unanswered: bool = False
 
     def _copy_page(self, pairs: list[Pair], writer: int) -> Counter[str]:
         """Copy one page of v1 rows into the attempt's partition; return how many were kept
@@ -77,6 +79,11 @@ class BulkCopies(FencedWrites):
                 if error_code(exc) != "ValidationException":
                     raise
                 rejected.update(self._find_refused([r["PutRequest"]["Item"] for r in chunk], exc))
+            except NETWORK_ERRORS:
+                # No answer (after botocore's retries): DynamoDB may still carry it out later,
+                # after this run has let go, so the next run must not reuse this partition.
+                self.copy_unanswered = True
+                raise
         return rejected
 
     def _find_refused(self, rows: list[RawItem], cause: ClientError) -> dict[RowKey, str]:
@@ -91,6 +98,9 @@ class BulkCopies(FencedWrites):
 
             try:
                 retry(put, transient=_transient, deadline=deadline, before_retry=self.check_fence)
+            except NETWORK_ERRORS:
+                self.copy_unanswered = True
+                raise
             except ClientError as exc:
                 if error_code(exc) != "ValidationException":
                     raise

@@ -27,7 +27,6 @@ from store.db import (
 from .bulk import BulkCopies
 from .claim import Progress, Run
 from .errors import (
-    NETWORK_ERRORS,
     TRANSIENT,
     Aborted,
     LostClaim,
@@ -360,8 +359,8 @@ def conclude(migration: Migration) -> Flag | None:
             reason,
         )
         # With the verified progress, or (``afresh``) a new attempt in a new partition: also
-        # when a copy's outcome is unknown (no answer came), since it may still land.
-        afresh = migration.afresh or _outcome_unknown(exc)
+        # when a copy got no answer, since it may still land (a read without one may not).
+        afresh = migration.afresh or migration.copy_unanswered
         release(db, run, Release(kind, reason, afresh=afresh), progress=migration.progress)
         if not isinstance(exc, Exception):
             raise  # the interpreter is stopping (KeyboardInterrupt, SystemExit)
@@ -374,14 +373,3 @@ def conclude(migration: Migration) -> Flag | None:
         )
         hand_over(db, run, migration.progress)
     return flag
-
-
-def _outcome_unknown(exc: BaseException | None) -> bool:
-    """Whether the failure (or what caused it) is a request that got no answer, which
-    DynamoDB may still carry out after this run has let go."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, NETWORK_ERRORS):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False

@@ -194,3 +194,28 @@ def test_a_copy_that_got_no_answer_abandons_its_attempt_and_the_next_run_copies_
     flag = migrate(database, when=after_backoff)
     assert flag is not None and flag.workspace_id == claim.workspace_id
     assert_exact_copy(database, flag)
+
+
+def test_a_read_that_got_no_answer_keeps_the_attempt(database, seed, ddb_client, monkeypatch):
+    """A read in flight writes nothing: the failed run's partition and cursors are resumed."""
+    seed(items=30, settings=2, members=2)
+    original = ddb_client.scan
+
+    def count_times_out(**params: Any) -> dict[str, Any]:
+        if params.get("Select") == "COUNT":
+            raise ReadTimeoutError(endpoint_url="dynamodb")
+        return original(**params)
+
+    monkeypatch.setattr(ddb_client, "scan", count_times_out)
+    run = try_acquire(database, "a", ClaimObserver(), lease=30, segments=2)
+    settings = for_backend(database, Settings(lease=30, budget=1, writers=2, segments=2))
+    assert run_migration(database, run, settings) is None
+    monkeypatch.undo()
+
+    claim = read_claim(database)
+    assert claim.state == "waiting" and "ReadTimeout" in claim.failed_reason
+    assert claim.workspace_id == run.claim.workspace_id and claim.abandoned == []
+    assert claim.items_copied == 30
+    flag = migrate(database, when=after_backoff)
+    assert flag is not None and flag.workspace_id == run.claim.workspace_id
+    assert_exact_copy(database, flag)
