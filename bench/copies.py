@@ -59,8 +59,9 @@ def _writer(database: Database, how: str, fence: dict[str, Any]) -> Callable[[li
     return {"batch": batch_write, "put": put_each}.get(how, transact)
 
 
-def copy_all(database: Database, how: str = "batch") -> None:
-    """Scan every v1 item and write a copy of each into a new partition, ``how`` says how."""
+def copy_all(database: Database, how: str = "batch") -> str:
+    """Scan every v1 item and write a copy of each into a new partition, ``how`` says how;
+    the partition key written."""
     target = "FLOOR#" + uuid.uuid4().hex
     fence = {keys.PK: {"S": target}, keys.SK: {"S": "FENCE"}}
     database.client.put_item(TableName=database.table, Item=fence)
@@ -74,3 +75,4 @@ def copy_all(database: Database, how: str = "batch") -> None:
 
     with ThreadPoolExecutor(WRITERS) as pool:
         list(pool.map(segment, range(WRITERS)))
+    return target
