@@ -150,6 +150,8 @@ def write_chunk(
     """Write one chunk completely, retrying what DynamoDB leaves unprocessed, or raise."""
     backoff = backoff or Backoff()
     pending = {db.table: chunk}
+    # The last refusal, named as the cause when the budget runs out (for the operator).
+    refusal: ClientError | None = None
     while pending:
         sent = sum(len(requests) for requests in pending.values())
         try:
@@ -157,7 +159,7 @@ def write_chunk(
         except ClientError as exc:
             if not is_retryable(exc):
                 raise
-            response = {"UnprocessedItems": pending}
+            response, refusal = {"UnprocessedItems": pending}, exc
         pending = response.get("UnprocessedItems") or {}
         if not pending:
             return
@@ -166,7 +168,9 @@ def write_chunk(
             backoff.reset()
         if time.monotonic() >= deadline:
             left = sum(len(v) for v in pending.values())
-            raise BudgetExceeded(f"{left} writes still unprocessed when the time budget ran out")
+            raise BudgetExceeded(
+                f"{left} writes still unprocessed when the time budget ran out"
+            ) from refusal
         backoff.pause(deadline)
 
 

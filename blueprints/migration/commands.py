@@ -75,8 +75,27 @@ def status() -> None:
             f"v2 rows in {workspace_id}: items={v2['items']} settings={v2['settings']} "
             f"members={v2['members']}"
         )
+    _show_abandoned(db)
     if _show_kept(db):
         sys.exit(1)
+
+
+def _show_abandoned(db: Database) -> None:
+    """The partitions of abandoned attempts: copies nobody sees, which cleanup deletes."""
+    for partition in check.abandoned_partitions(db):
+        click.echo(
+            f"abandoned attempt: {partition.workspace_id} holds {partition.rows} copies "
+            "nobody sees (`migration cleanup` deletes them)"
+        )
+
+
+def _clean_abandoned(db: Database, dry_run: bool) -> None:
+    for partition in check.abandoned_partitions(db):
+        if dry_run:
+            click.echo(f"delete abandoned attempt {partition.workspace_id}: {partition.rows} rows")
+            continue
+        deleted = check.delete_abandoned(db, partition.workspace_id)
+        click.echo(f"deleted abandoned attempt {partition.workspace_id}: {deleted} rows")
 
 
 def _show_kept(db: Database) -> int:
@@ -151,7 +170,8 @@ def verify() -> None:
 @migration_cli.command("cleanup")
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
 def cleanup(dry_run: bool) -> None:
-    """Delete v1 rows whose v2 copy is verified identical; refuses before the flag."""
+    """Delete v1 rows whose v2 copy is verified identical, and the copies abandoned attempts
+    left in partitions nobody sees; refuses before the flag."""
     db = get_db()
     flag = read_flag(db)
     if flag is None:
@@ -160,6 +180,7 @@ def cleanup(dry_run: bool) -> None:
     if flag.workspace_id is None:
         click.echo("nothing to clean up: there was no v1 data")
         return
+    _clean_abandoned(db, dry_run)
     outcomes: Counter[str] = Counter()
     for row in check.compare(db, flag.workspace_id, flag.migrated_at):
         label = f"{row.kind} {_key(*row.v1_key)}"

@@ -339,14 +339,15 @@ _exit_hook_registered = False
 def stop_runs(process: ProcessState, join_seconds: float = EXIT_JOIN_SECONDS) -> None:
     """Stop this process's run at its next page and hand the claim over (it publishes its
     verified cursors); if the run does not stop in time, hand over from here: the claim's new
-    version stops its heartbeat, and the takeover's fences refuse its late writes."""
+    version stops its heartbeat, the fences refuse its late fenced writes, and the next run
+    copies into a new partition, where its late copies land unseen."""
     process.stop.set()
     thread, migration = process.thread, process.active
     if thread is not None and thread.is_alive():
         thread.join(join_seconds)
         if thread.is_alive() and migration is not None:
             log.warning("migration run %s did not stop in time; handing over", migration.run.run_id)
-            hand_over(migration.db, migration.run, migration.progress)
+            hand_over(migration.db, migration.run, migration.progress, in_flight=True)
 
 
 def stop_all_runs(why: str = "the process is exiting") -> None:

@@ -2,22 +2,35 @@
 
 How it stays exactly-once and resumable (PRODUCT.md promises 1-4, 7):
 
-* A **claim row** is written with a condition before anything is copied. It fixes the default
-  workspace id, so every run that ever works on the migration fills the same workspace.
+* A **claim row** is written with a condition before anything is copied. It names the
+  attempt's workspace id (its partition); every run that resumes the attempt fills that one
+  partition, and the flag names the one that became the workspace.
 * The holder **heartbeats**: it changes the claim's random ``version`` at least every third of
   the lease. A contender takes over only after seeing the *same* version for a whole lease on
   its *own* monotonic clock (the DynamoDB lock client's rule), so no two hosts' clocks are
   compared, and a takeover is a conditional write on the version it saw.
 * Each copy writer has a **fence** row naming the run that holds the claim; taking the claim
-  over moves every fence in the same transaction.
+  over moves every fence in the same transaction (the few fenced writes are the records of
+  kept-back rows).
 * The copy reads v1 with a strongly consistent, parallel, paginated Scan and writes raw
-  AttributeValues with TransactWriteItems (up to 99 rows and the writer's fence check per
-  call, so DynamoDB itself refuses a late write from a run that lost the claim), retrying
-  conflicts and throttling with capped, jittered backoff. Each page is read back and compared
-  before it counts, and the claim records, per scan segment, the last page that was verified:
-  a later run resumes there.
+  AttributeValues with parallel **BatchWriteItem straight into the attempt's partition**
+  (``bulk``), retrying throttling and UnprocessedItems with capped, jittered backoff; the
+  claim records, per scan segment, the last page written: a later run resumes there.
+* **A partition per attempt** is what makes an unconditional write safe: nobody sees a
+  workspace until its WORKSPACE row and member rows exist, and those are written only in the
+  flag's transaction. A voluntary hand-over (a slice's end, a transient failure after the
+  writers joined) keeps the attempt; a takeover of a *lapsed* claim, whose holder may be
+  paused with a copy in flight, starts a new attempt in a fresh partition
+  (``claim.new_attempt``), and so do a hand-over from outside a run that did not stop and a
+  copy that starts over because v1 changed. The stale holder's late copies land in its
+  abandoned partition (no workspace row, no members: invisible; ``migration cleanup``
+  deletes it), and its fenced writes are refused by DynamoDB, so it can never overwrite what
+  people changed after the flag.
+* **One verification pass** before the flag (``verify``): copied + kept back equals an
+  independent count of the v1 rows, and COUNT Queries of the partition find every copy.
 * The **flag** is written last, in one transaction with a check that the claim is still ours,
-  with a client request token so a retry after a lost answer is recognised as our own write.
+  the WORKSPACE row and the member rows, with a client request token so a retry after a lost
+  answer is recognised as our own write.
 * A v1 row v2 cannot store as it is (an index key of the wrong type, a key too long once
   prefixed, too large with its v2 keys, a name v2 sets itself) is **kept back**: never altered,
   never dropped, recorded with its reason, and the rest is copied (PRODUCT.md promise 10). The
@@ -34,9 +47,9 @@ How it stays exactly-once and resumable (PRODUCT.md promises 1-4, 7):
 The holder stops copying as soon as it cannot show a heartbeat confirmed within half a lease,
 so a holder that was paused (or cut off) does not keep writing after a takeover.
 
-The claim deliberately has no TTL: it fixes the workspace id, and a claim that vanished after
-a crash would let the next run start a second workspace. Whether it has lapsed is judged only
-by its version standing still, never by a stored expiry time.
+The claim deliberately has no TTL: it names the attempt and the abandoned partitions, and a
+claim that vanished after a crash would let a second claim and a second flag race. Whether
+it has lapsed is judged only by its version standing still, never by a stored expiry time.
 
 Defaults: a 30 s lease rides out garbage-collection pauses and slow networks without a
 takeover, and a crashed holder costs people at most that long on the preparing page; an 8 s
@@ -54,11 +67,16 @@ The modules, each owning one part (callers import from the module that owns a na
 * ``lease``: what a holder writes while it holds the claim (heartbeats) and how it lets go
   (a failure, transient or permanent, or a slice's hand-over); the operator's retry.
 * ``heartbeat``: the holder's heartbeat thread and the fence check every copy waits on.
-* ``fenced``: the copy's fenced transactions, narrowed to the rows DynamoDB refuses.
+* ``bulk``: the copy's BatchWriteItem into the attempt's partition, narrowed to the rows
+  DynamoDB refuses, and counting a partition.
+* ``fenced``: the fenced transactions (kept-back records, visible rows that do not fit
+  beside the flag), narrowed to the rows DynamoDB refuses.
+* ``verify``: the verification pass before the flag.
 * ``flag``: the flag row, written once and last.
 * ``status``: the migration's state (none, running, waiting, failed, complete) in one read.
 * ``engine``: one run of the copy (or one slice of it), from a held claim to the flag.
-* ``check``: verifying the copy and deleting v1 rows afterwards (operator commands).
+* ``check``: verifying the copy, deleting v1 rows afterwards and abandoned attempts'
+  partitions (operator commands).
 * ``legacy``: a v1 data set for demos and tests, written exactly as v1 stored it.
 * ``errors``: why a run stopped, which failures are worth another run, and reading a
   cancelled transaction by position.

@@ -2,7 +2,9 @@
 or released claim, and recording a claim the server refuses for good as ``failed``.
 
 Every take is one transaction with a condition on what was seen, and it moves every writer's
-fence with the claim, so the previous holder's late copies fail inside DynamoDB. A take whose
+fence with the claim, so the previous holder's late fenced writes fail inside DynamoDB; a take
+of a lapsed claim also starts a new attempt in a new partition, where the previous holder's
+late bulk copies land unseen. A take whose
 answer was lost is recognised by reading the claim back: it names this run.
 """
 
@@ -30,6 +32,7 @@ from .claim import (
     Run,
     fence_puts,
     move_seen,
+    new_attempt,
     read_claim,
 )
 from .errors import (
@@ -119,18 +122,30 @@ def _claim_first(db: Database, run: Run, lease: float, wall: Callable[[], float]
 def _take_over(db: Database, run: Run, lease: float, wall: Callable[[], float]) -> Run | None:
     """Move a lapsed or released claim to this run, conditional on the version last seen."""
     current, new_version = run.claim, new_id()
+    sets, adds = ["heartbeatAt = :now"], ""
+    values: dict[str, Any] = {}
+    # A lapsed holder may be paused with a copy in flight towards its partition: this run
+    # copies into a new one, where that late write cannot land. A released claim was let go
+    # between pages, with nothing in flight: its attempt goes on where it stopped.
+    lapsed = current.state == STATE_RUNNING
+    if lapsed:
+        sets, values, adds = new_attempt(current.workspace_id)
+        sets.append("heartbeatAt = :now")
     takeover = {
         "Update": {
             "TableName": db.table,
             "Key": keys.migration_claim(),
             "UpdateExpression": (
-                "SET #owner = :me, version = :new, #state = :running, heartbeatAt = :now, "
-                "leaseSeconds = :lease ADD attempt :one"
+                "SET #owner = :me, version = :new, #state = :running, leaseSeconds = :lease, "
+                + ", ".join(sets)
+                + " ADD attempt :one"
+                + adds.replace(" ADD ", ", ")
             ),
             # Only if nobody else moved it since we looked: a lapsed or released claim.
             "ConditionExpression": "version = :seen AND NOT #state IN (:complete, :failed)",
             "ExpressionAttributeNames": {"#owner": "owner", "#state": "state"},
             "ExpressionAttributeValues": {
+                **values,
                 ":me": s(run.run_id),
                 ":new": s(new_version),
                 ":running": s(STATE_RUNNING),
@@ -153,10 +168,24 @@ def _take_over(db: Database, run: Run, lease: float, wall: Callable[[], float]) 
         raise
     if not taken:
         return None
-    log.info("migration claim taken over (attempt %d)", current.attempt + 1)
+    log.info(
+        "migration claim taken over (attempt %d%s)",
+        current.attempt + 1,
+        ", copying again into a new partition" if lapsed else "",
+    )
     current.owner, current.version, current.state = run.run_id, new_version, STATE_RUNNING
     current.attempt += 1
+    if lapsed:
+        _start_afresh(current, values[":attemptWs"]["S"])
     return run
+
+
+def _start_afresh(claim: Claim, workspace_id: str) -> None:
+    """What ``new_attempt`` wrote, in this process's copy of the claim."""
+    claim.abandoned = sorted({*claim.abandoned, claim.workspace_id})
+    claim.workspace_id = workspace_id
+    claim.cursors, claim.kept_by_kind = {}, {}
+    claim.items_copied = claim.settings_copied = claim.members_copied = 0
 
 
 def _transact(db: Database, run_id: str, actions: list[dict[str, Any]]) -> bool:

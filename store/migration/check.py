@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,9 +10,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from store import keys
-from store.batch import get_many
-from store.db import Database, RawItem, condition_failed, s, text
+from store.batch import chunk_requests, get_many, write_chunk
+from store.db import Database, RawItem, condition_failed, text
 
+from .bulk import count_prefix, partition_sort_keys
+from .claim import read_claim
+from .flag import read_flag
 from .kept import kept_by_id, record_id
 from .rows import (
     ITEM,
@@ -144,21 +148,72 @@ def delete_if_unchanged(db: Database, row: RawItem) -> str:
 
 
 def v2_counts(db: Database, workspace_id: str) -> dict[str, int]:
-    counts = {}
-    for label, prefix in (
-        ("items", keys.ITEM_PREFIX),
-        ("settings", keys.SETTING_PREFIX),
-        ("members", keys.MEMBER_PREFIX),
-    ):
-        total = 0
-        for page in db.query_pages(
-            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-            ExpressionAttributeValues={
-                ":pk": s(keys.workspace_pk(workspace_id)),
-                ":prefix": s(prefix),
-            },
-            Select="COUNT",
-        ):
-            total += page["Count"]
-        counts[label] = total
-    return counts
+    return {
+        label: count_prefix(db, workspace_id, prefix, consistent=False)
+        for label, prefix in (
+            ("items", keys.ITEM_PREFIX),
+            ("settings", keys.SETTING_PREFIX),
+            ("members", keys.MEMBER_PREFIX),
+        )
+    }
+
+
+# --- partitions of abandoned attempts ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """The partition of an attempt that was given up (``claim.new_attempt``): copies nobody
+    sees, since it never gets a WORKSPACE row or members. ``rows``: how many it holds."""
+
+    workspace_id: str
+    rows: int
+
+
+def abandoned_partitions(db: Database) -> list[Abandoned]:
+    """Every abandoned attempt's partition that still holds rows, with its row count. The
+    flag's workspace and the current attempt's partition are never among them."""
+    claim = read_claim(db)
+    if claim is None:
+        return []
+    flag = read_flag(db)
+    in_use = {claim.workspace_id, flag.workspace_id if flag else None}
+    found = []
+    for workspace_id in claim.abandoned:
+        if workspace_id in in_use:
+            continue
+        rows = sum(1 for _ in partition_sort_keys(db, workspace_id))
+        if rows:
+            found.append(Abandoned(workspace_id, rows))
+    return found
+
+
+class VisiblePartition(Exception):
+    """A partition listed as abandoned holds a row people could see; nothing is deleted."""
+
+
+def delete_abandoned(db: Database, workspace_id: str, *, deadline_seconds: float = 600) -> int:
+    """Delete every row of an abandoned attempt's partition; how many were deleted.
+
+    Refuses (VisiblePartition) the flag's workspace, the current attempt's partition, and a
+    partition holding a WORKSPACE or member row: only copies nobody can reach are deleted.
+    A paused holder of that attempt may still write a copy there afterwards; it is as
+    invisible, and the next cleanup deletes it."""
+    claim, flag = read_claim(db), read_flag(db)
+    if claim is None or workspace_id not in claim.abandoned:
+        raise VisiblePartition(f"{workspace_id} is not an abandoned attempt's partition")
+    if workspace_id in (claim.workspace_id, flag.workspace_id if flag else None):
+        raise VisiblePartition(f"{workspace_id} is the migrated workspace")
+    sort_keys = list(partition_sort_keys(db, workspace_id))
+    visible = [sk for sk in sort_keys if not sk.startswith(_COPY_PREFIXES)]
+    if visible:
+        raise VisiblePartition(f"{workspace_id} holds {visible[0]}: people could reach it")
+    pk = keys.workspace_pk(workspace_id)
+    deadline = time.monotonic() + deadline_seconds
+    for chunk in chunk_requests({"DeleteRequest": {"Key": keys.key(pk, sk)}} for sk in sort_keys):
+        write_chunk(db, chunk, deadline=deadline)
+    return len(sort_keys)
+
+
+# What an attempt writes before its flag transaction: items and settings, nothing visible.
+_COPY_PREFIXES = (keys.ITEM_PREFIX, keys.SETTING_PREFIX)

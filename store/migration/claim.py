@@ -2,8 +2,10 @@
 
 The claim is one row (``MIGRATION`` / ``CLAIM``); each copy writer also has a fence row
 (``MIGRATION`` / ``FENCE#<n>``) naming the run that may write through it. Taking the claim
-moves every fence in the same transaction, which is what makes an old holder's late copies
-fail inside DynamoDB (see ``fenced.FencedWrites._write_fenced``).
+moves every fence in the same transaction, which is what makes an old holder's late fenced
+writes fail inside DynamoDB (see ``fenced.FencedWrites._write_fenced``); its late bulk copies
+go to its own attempt's partition, which a takeover of a lapsed claim abandons
+(``new_attempt``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class Claim:
     failed_reason: str = ""
     # Rows kept back so far, per count name ("items", "settings", "members").
     kept_by_kind: dict[str, int] = field(default_factory=dict)
+    # Partitions of earlier attempts, abandoned (see ``new_attempt``): never a visible row.
+    abandoned: list[str] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: RawItem) -> Claim:
@@ -92,6 +96,7 @@ class Claim:
                 for counts in [row.get("keptBackByKind", {}).get("M", {})]
                 for name in counts
             },
+            abandoned=sorted(row.get("abandonedWorkspaces", {}).get("SS", [])),
         )
 
     def due(self, wall: Callable[[], float] = time.time) -> bool:
@@ -212,6 +217,24 @@ def fence_check(db: Database, writer: int, owner: str) -> dict[str, Any]:
     }
 
 
+def holder_check(db: Database, owner: str, version: str) -> dict[str, Any]:
+    """A transaction action that holds only while ``owner`` holds the claim at ``version``
+    (for writes made once the heartbeat has stopped, just before the flag)."""
+    return {
+        "ConditionCheck": {
+            "TableName": db.table,
+            "Key": keys.migration_claim(),
+            "ConditionExpression": "#owner = :me AND version = :version AND #state = :running",
+            "ExpressionAttributeNames": {"#owner": "owner", "#state": "state"},
+            "ExpressionAttributeValues": {
+                ":me": s(owner),
+                ":version": s(version),
+                ":running": s(STATE_RUNNING),
+            },
+        }
+    }
+
+
 def completion(db: Database, owner: str, version: str, counts: dict[str, Any]) -> dict[str, Any]:
     """A transaction action marking the claim complete with the final ``counts`` (``:items``,
     ``:settings``, ``:members``); it holds only while ``owner`` still holds it at ``version``."""
@@ -235,6 +258,32 @@ def completion(db: Database, owner: str, version: str, counts: dict[str, Any]) -
             },
         }
     }
+
+
+def new_attempt(old_workspace_id: str) -> tuple[list[str], dict[str, Any], str]:
+    """The SET clauses, values and ADD clause that start a new attempt: a fresh partition
+    for the copy, nothing copied yet, and the old partition listed as abandoned.
+
+    Used when a holder may still have a write in flight towards the old partition (a lapsed
+    claim taken over, a hand-over from outside a run that did not stop) or when the copy
+    starts over (v1 changed under it): that holder's late writes then land where nobody
+    looks, and ``migration cleanup`` deletes them."""
+    sets = [
+        "workspaceId = :attemptWs",
+        "cursors = :noCursors",
+        "itemsCopied = :zero",
+        "settingsCopied = :zero",
+        "membersCopied = :zero",
+        "keptBackByKind = :noCursors",
+        "keptBack = :zero",
+    ]
+    values = {
+        ":attemptWs": s(new_id()),
+        ":noCursors": {"M": {}},
+        ":zero": n(0),
+        ":abandon": {"SS": [old_workspace_id]},
+    }
+    return sets, values, " ADD abandonedWorkspaces :abandon"
 
 
 def move_seen(

@@ -5,54 +5,52 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from store import keys
-from store.batch import get_many
 from store.db import (
     Database,
     RawItem,
+    cancellation_reasons,
     error_code,
+    new_id,
     now_iso,
     parse_iso,
     s,
 )
 
+from .bulk import BulkCopies
 from .claim import Progress, Run
 from .errors import (
     TRANSIENT,
     Aborted,
     LostClaim,
     RowRejected,
-    V1Changed,
     classify,
     operator_reason,
 )
-from .fenced import FencedWrites, Pair, row_key
+from .fenced import HOLDER, Pair, row_key
 from .flag import Flag, write_flag
 from .heartbeat import Heartbeating
-from .kept import forget_all, record_action
+from .kept import record_action
 from .lease import Release, hand_over, release
 from .rows import (
-    COUNT_NAMES,
     ITEM,
     MEMBER,
     SETTING,
-    WORKSPACE,
     item_copy,
     member_copy,
-    same_data,
     setting_copy,
     storable_problem,
     workspace_row,
 )
-from .v1 import count_v1, scan_v1_items, v1_partition
+from .v1 import scan_v1_items, v1_partition
+from .verify import Verification
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +63,7 @@ class Settings:
     segments: int = 4
 
 
-class Migration(Heartbeating, FencedWrites):
+class Migration(Heartbeating, BulkCopies, Verification):
     """One run of the copy, from a held claim to the flag."""
 
     def __init__(
@@ -107,6 +105,10 @@ class Migration(Heartbeating, FencedWrites):
         # with its verified progress handed over instead of a flag.
         self.deadline = deadline
         self.stop = stop
+        # Set when the copy must start over in a new partition (v1 changed under it).
+        self.afresh = False
+        # The v1 row of each member copy, by its v2 key (for a kept-back record).
+        self.member_rows: dict[tuple[str, str], RawItem] = {}
 
     def pause_requested(self) -> bool:
         if self.stop is not None and self.stop.is_set():
@@ -121,84 +123,19 @@ class Migration(Heartbeating, FencedWrites):
 
     # -- copying --
 
-    def _copy_verified(self, pairs: list[Pair], writer: int) -> Counter[str]:
-        """Write the v2 copies (and a record of each row kept back), read them back, and
-        rewrite any that did not land identical; return how many were kept back, per count
-        name. Rows v2 cannot store are found before writing, and any other row DynamoDB
-        refuses on its own is kept back too: no single row stops the copy."""
-        kept: list[tuple[str, RawItem, str]] = []
-        pending: list[Pair] = []
-        for kind, v1, copy in pairs:
-            problem = None if kind == WORKSPACE else storable_problem(kind, v1, copy)
-            if problem:
-                kept.append((kind, v1, problem))
-            else:
-                pending.append((kind, v1, copy))
-        records = self._records(kept)
-        for _ in range(3):
-            if not pending and not records:
-                break
-            rejected = self._write([copy for *_, copy in pending], records, writer)
-            records = []
-            if rejected:
-                refused = [p for p in pending if row_key(p[2]) in rejected]
-                pending = [p for p in pending if row_key(p[2]) not in rejected]
-                newly = [(kind, v1, rejected[row_key(copy)]) for kind, v1, copy in refused]
-                kept += newly
-                # The records of rows refused now: they never fail, so nothing comes back.
-                if self._write([], self._records(newly), writer):
-                    raise RowRejected("DynamoDB refused the record of a kept-back row")
-            if not pending:
-                break
-            landed = get_many(
-                self.db,
-                [{keys.PK: c[keys.PK], keys.SK: c[keys.SK]} for *_, c in pending],
-                budget_seconds=self.settings.budget,
-            )
-            pending = [
-                (kind, v1, copy)
-                for (kind, v1, copy), found in zip(pending, landed, strict=True)
-                if not same_data(v1, found, kind)
-            ]
-        if pending:
-            first = pending[0][2]
-            # Most often a v1 server edited the rows meanwhile: worth another run later.
-            raise V1Changed(
-                f"{len(pending)} rows did not read back identical after 3 writes "
-                f"(first: {first[keys.SK]['S']})"
-            )
-        return Counter(COUNT_NAMES[kind] for kind, _, _ in kept)
-
-    def _records(self, kept: list[tuple[str, RawItem, str]]) -> list[dict[str, Any]]:
-        now = now_iso(self.wall)
-        return [record_action(self.db.table, kind, v1, reason, now) for kind, v1, reason in kept]
-
-    def _copy_team(self, members: list[RawItem], settings: list[RawItem]) -> None:
-        """The workspace row, settings and members: one small write, beside the items."""
-        claim = self.run.claim
-        name = workspace_row(self.workspace_id, members, settings, created_at="", created_by="")[
-            "name"
-        ]["S"]
-        member_pairs = [(MEMBER, r, member_copy(self.workspace_id, name, r)) for r in members]
-        # The workspace counts the owners that will have a member row, not those kept back.
-        storable = [v1 for kind, v1, copy in member_pairs if not storable_problem(kind, v1, copy)]
-        workspace = workspace_row(
-            self.workspace_id,
-            storable,
-            settings,
-            created_at=claim.started_at,
-            created_by=claim.started_by,
-        )
-        pairs: list[Pair] = [(WORKSPACE, workspace, workspace)]
-        pairs += [(SETTING, r, setting_copy(self.workspace_id, r)) for r in settings]
-        pairs += member_pairs
+    def _copy_team(self) -> tuple[list[RawItem], list[RawItem]]:
+        """Read v1's members and settings and copy the settings (one small bulk write into
+        the partition), beside the item segments; the members and settings read."""
+        members, settings, table = self._read_team()
+        if table is not None:
+            self._estimate_items(len(members), len(settings), table)
+        pairs: list[Pair] = [(SETTING, r, setting_copy(self.workspace_id, r)) for r in settings]
         # The last fence is this phase's own, so it never shares one with a segment writer.
-        kept = self._copy_verified(pairs, writer=claim.total_segments)
+        kept = self._copy_page(pairs, writer=self.run.claim.total_segments)
         with self.progress.lock:
             self.progress.settings = len(settings) - kept["settings"]
-            self.progress.members = len(members) - kept["members"]
             self.progress.kept["settings"] = kept["settings"]
-            self.progress.kept["members"] = kept["members"]
+        return members, settings
 
     def _copy_segment(self, segment: int) -> None:
         cursor = self.progress.cursors.get(str(segment))
@@ -213,31 +150,43 @@ class Migration(Heartbeating, FencedWrites):
         ):
             self.check_fence()
             pairs = [(ITEM, row, item_copy(self.workspace_id, row)) for row in rows]
-            kept = self._copy_verified(pairs, writer=segment)["items"]
+            kept = self._copy_page(pairs, writer=segment)["items"]
             self.progress.page_done(segment, len(rows) - kept, next_key, kept=kept)
             if self.on_page:
                 self.on_page(segment)
-            # After a verified page, never before the first: every slice moves the copy on.
+            # After a finished page, never before the first: every slice moves the copy on.
             if next_key and self.pause_requested():
                 return
 
-    def _estimate_items(self, members: int, settings: int) -> None:
+    def _estimate_items(self, members: int, settings: int, table: dict[str, Any]) -> None:
         """A total for the progress bar only: an exact count would be a second full Scan
         competing with the copy, so take DynamoDB's table-wide item count instead.
 
         At migration time the table is v1 rows plus accounts (two rows each), which this
         subtracts; the service refreshes the number every few hours, so it is a guess, and
         the page shows plain counts whenever the copy overtakes it."""
-        try:
-            table = self.db.client.describe_table(TableName=self.db.table)["Table"]
-        except ClientError as exc:
-            log.info("no item count for the progress bar: %s", error_code(exc))
-            return
         claim_rows = 2 + self.run.claim.total_segments  # the claim and its fences
         estimate = int(table.get("ItemCount", 0)) - settings - 3 * members - claim_rows
         if estimate > 0:
             with self.progress.lock:
                 self.progress.items_total = estimate
+
+    def _describe(self) -> dict[str, Any]:
+        try:
+            return dict(self.db.client.describe_table(TableName=self.db.table)["Table"])
+        except ClientError as exc:
+            log.info("no item count for the progress bar: %s", error_code(exc))
+            return {}
+
+    def _read_team(self) -> tuple[list[RawItem], list[RawItem], dict[str, Any] | None]:
+        """The v1 members and settings, and (for a first estimate) the table's description,
+        read side by side: one round trip's wait instead of three. (The description may
+        count a first page of copies already: it is only a guess for the progress bar.)"""
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            members = pool.submit(v1_partition, self.db, keys.V1_MEMBERS_PK)
+            settings = pool.submit(v1_partition, self.db, keys.V1_SETTINGS_PK)
+            table = pool.submit(self._describe) if self.progress.items_total is None else None
+            return members.result(), settings.result(), table.result() if table else None
 
     def execute(self) -> Flag | None:
         """Copy, verify and flag; raise MigrationError (no flag) when that cannot be done.
@@ -248,32 +197,30 @@ class Migration(Heartbeating, FencedWrites):
         beater.daemon = True
         beater.start()
         try:
-            self.progress.phase = "members and settings"
-            members = v1_partition(self.db, keys.V1_MEMBERS_PK)
-            settings = v1_partition(self.db, keys.V1_SETTINGS_PK)
-            if self.progress.items_total is None:
-                # Before this run writes anything, so its own rows are not counted.
-                self._estimate_items(len(members), len(settings))
             self.progress.phase = "items"
-            self._copy_all(members, settings)
+            members, settings = self._copy_all()
             if not self.items_done():
                 return None
             self.progress.phase = "finishing"
+            team = self._team_rows(members, settings)
             # Counted while the heartbeat still beats: a full Scan at scale can outlast a lease.
             kept = self._check_counts()
         finally:
             self.stop_beating.set()
             beater.join()
         self.check_fence()
-        return self._write_flag(kept)
+        return self._write_flag(kept, team)
 
-    def _copy_all(self, members: list[RawItem], settings: list[RawItem]) -> None:
-        """The team phase and every item segment in parallel; the first failure stops all."""
+    def _copy_all(self) -> tuple[list[RawItem], list[RawItem]]:
+        """The team's reads and settings, and every item segment, in parallel; the first
+        failure stops all. The v1 members and settings read."""
         segments = self.run.claim.total_segments
-        # The team phase is submitted first, so it never waits behind the item segments.
-        workers = max(1, min(segments + 1, self.settings.writers))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self._copy_team, members, settings)]
+        # The small team task gets a thread of its own, so no segment waits behind it; the
+        # team is submitted first, so it never waits behind a segment either.
+        workers = segments + 1 if self.settings.writers >= segments else self.settings.writers
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            team = pool.submit(self._copy_team)
+            futures: list[Future[Any]] = [team]
             futures += [pool.submit(self._copy_segment, i) for i in range(segments)]
             for future in as_completed(futures):
                 if future.exception() is not None:
@@ -284,43 +231,64 @@ class Migration(Heartbeating, FencedWrites):
             # The first real cause, not a sibling's "stopped because another part failed".
             causes = [e for e in failures if not isinstance(e, Aborted)]
             raise (causes or failures)[0]
+        return team.result()
 
-    def _check_counts(self) -> dict[str, int]:
-        """Copied + kept back must equal an independent count of the v1 rows, per kind;
-        return the kept-back counts. When they differ, v1 changed during the copy: reset
-        the claim's cursors and counts, so the next run copies again from the start."""
-        v1 = count_v1(self.db, max(1, self.run.claim.total_segments))
+    def _team_rows(self, members: list[RawItem], settings: list[RawItem]) -> list[RawItem]:
+        """The rows that make the workspace visible: its WORKSPACE row and the member rows
+        (with the ByUser index keys), written fenced with the flag. Members v2 cannot store
+        are kept back here (their records fenced too)."""
+        claim = self.run.claim
+        name = workspace_row(self.workspace_id, members, settings, created_at="", created_by="")[
+            "name"
+        ]["S"]
+        pairs = [(MEMBER, r, member_copy(self.workspace_id, name, r)) for r in members]
+        self.member_rows = {row_key(copy): v1 for _, v1, copy in pairs}
+        refused = [(k, v1, p) for k, v1, c in pairs if (p := storable_problem(k, v1, c))]
+        if refused and self._write([], self._records(refused), claim.total_segments):
+            raise RowRejected("DynamoDB refused the record of a kept-back row")
+        storable = [(v1, c) for k, v1, c in pairs if not storable_problem(k, v1, c)]
         with self.progress.lock:
-            copied = {
-                "items": self.progress.items,
-                "settings": self.progress.settings,
-                "members": self.progress.members,
-            }
-            kept = {name: self.progress.kept.get(name, 0) for name in copied}
-        differ = {name for name in copied if copied[name] + kept[name] != v1[name]}
-        if not differ:
-            return kept
-        log.warning(
-            "migration run %s: v1 %s changed during the copy (v1 %s, copied %s, kept back %s)",
-            self.run.run_id,
-            ", ".join(sorted(differ)),
-            v1,
-            copied,
-            kept,
+            self.progress.members = len(storable)
+            self.progress.kept["members"] = len(refused)
+        # The workspace counts the owners that will have a member row, not those kept back.
+        workspace = workspace_row(
+            self.workspace_id,
+            [v1 for v1, _ in storable],
+            settings,
+            created_at=claim.started_at,
+            created_by=claim.started_by,
         )
-        with self.progress.lock:
-            self.progress.cursors.clear()
-            self.progress.kept.clear()
-            self.progress.items = self.progress.settings = self.progress.members = 0
-        forget_all(self.db)
-        # The release after this failure publishes the reset cursors with it.
-        raise V1Changed("v1 rows changed during the copy; copying again")
+        return [workspace, *(copy for _, copy in storable)]
 
-    def _write_flag(self, kept: dict[str, int]) -> Flag:
-        """The flag and the claim's completion in one transaction, fenced by the claim."""
+    def _records(self, kept: list[tuple[str, RawItem, str]]) -> list[dict[str, Any]]:
+        now = now_iso(self.wall)
+        return [record_action(self.db.table, kind, v1, reason, now) for kind, v1, reason in kept]
+
+    def _write_flag(self, kept: dict[str, int], team: list[RawItem]) -> Flag:
+        """The flag, the claim's completion and the rows that make the workspace visible,
+        in one transaction fenced by the claim (more members than fit: those first, fenced)."""
+        if len(team) > MAX_WITH_FLAG:
+            kept, team = self._write_team_first(team, kept), []
+        fence = (self.run.run_id, self.version)
+        flag = self._flag(kept)
+        try:
+            written = write_flag(self.db, flag, fence=fence, progress=self.progress, rows=team)
+        except ClientError as exc:
+            refused = error_code(exc) == "ValidationException"
+            if not team or not (refused or "ValidationError" in cancellation_reasons(exc)[2:]):
+                raise
+            # A member row DynamoDB refuses on its own: found and kept back, then the flag.
+            flag = self._flag(self._write_team_first(team, kept))
+            written = write_flag(self.db, flag, fence=fence, progress=self.progress, token=new_id())
+        if written:
+            return flag
+        # Only a claim holder writes the flag, so another one means our claim was lost.
+        raise LostClaim("the flag was already written by another run")
+
+    def _flag(self, kept: dict[str, int]) -> Flag:
         claim = self.run.claim
         started = parse_iso(claim.started_at)
-        flag = Flag(
+        return Flag(
             migrated_by=claim.started_by,
             migrated_at=now_iso(self.wall),
             workspace_id=self.workspace_id,
@@ -332,10 +300,26 @@ class Migration(Heartbeating, FencedWrites):
             kept_back=sum(kept.values()),
             kept_by_kind=kept,
         )
-        if write_flag(self.db, flag, fence=(self.run.run_id, self.version), progress=self.progress):
-            return flag
-        # Only a claim holder writes the flag, so another one means our claim was lost.
-        raise LostClaim("the flag was already written by another run")
+
+    def _write_team_first(self, team: list[RawItem], kept: dict[str, int]) -> dict[str, int]:
+        """Write the workspace and member rows fenced, before the flag; members DynamoDB
+        refuses on their own are kept back (and recorded). The kept-back counts, updated."""
+        rejected = self._write(team, [], HOLDER)
+        refused = [
+            (MEMBER, self.member_rows[row_key(copy)], why)
+            for copy in team
+            if (why := rejected.get(row_key(copy)))
+        ]
+        if refused and self._write([], self._records(refused), self.run.claim.total_segments):
+            raise RowRejected("DynamoDB refused the record of a kept-back row")
+        with self.progress.lock:
+            self.progress.members -= len(refused)
+            self.progress.kept["members"] = self.progress.kept.get("members", 0) + len(refused)
+        return {**kept, "members": kept.get("members", 0) + len(refused)}
+
+
+# The flag transaction's own two actions leave room for this many rows beside them.
+MAX_WITH_FLAG = 98
 
 
 def run_migration(db: Database, run: Run, settings: Settings, **options: Any) -> Flag | None:
@@ -374,8 +358,10 @@ def conclude(migration: Migration) -> Flag | None:
             run.claim.failures + 1,
             reason,
         )
-        # With the verified progress (the cursors a reset cleared, too).
-        release(db, run, Release(kind, reason), progress=migration.progress)
+        # With the verified progress, or (``afresh``) a new attempt in a new partition: also
+        # when a copy got no answer, since it may still land (a read without one may not).
+        afresh = migration.afresh or migration.copy_unanswered
+        release(db, run, Release(kind, reason, afresh=afresh), progress=migration.progress)
         if not isinstance(exc, Exception):
             raise  # the interpreter is stopping (KeyboardInterrupt, SystemExit)
         return None

@@ -85,6 +85,11 @@ class V1Changed(MigrationError):
     from the start (every write is idempotent); a transient failure."""
 
 
+class CopiesMissing(MigrationError):
+    """The verification pass found fewer copies in the partition than were written, even
+    after writing the missing ones again; a transient failure (the next run resumes)."""
+
+
 def failed_at(reasons: list[str | None], position: int) -> bool:
     """Whether the transaction's action at ``position`` failed its condition."""
     return len(reasons) > position and reasons[position] == CONDITION_FAILED
@@ -98,7 +103,7 @@ def classify(exc: BaseException) -> Failure:
     server rejected our own row; a copy's is narrowed to the row that explains it before it
     gets here. Anything not known to be transient is permanent, so an unknown failure stops
     the retrying and is shown to the operator instead of being retried for ever."""
-    if isinstance(exc, BudgetExceeded | V1Changed):
+    if isinstance(exc, BudgetExceeded | V1Changed | CopiesMissing):
         return TRANSIENT
     if isinstance(exc, NETWORK_ERRORS):
         return TRANSIENT

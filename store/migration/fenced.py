@@ -1,6 +1,8 @@
-"""Fenced writes: every copy goes in a transaction that holds only while the writer's fence
-row still names this run, so DynamoDB itself refuses a late write from a run that lost the
-claim; a transaction refused as invalid is narrowed down to the rows DynamoDB will not take."""
+"""Fenced writes: the records of kept-back rows (and the visible rows that do not fit beside
+the flag) go in a transaction that holds only while the writer's fence row still names this
+run (or the claim is still this run's), so DynamoDB itself refuses a late write from a run
+that lost the claim; a transaction refused as invalid is narrowed down to the rows DynamoDB
+will not take. The bulk of the copy is not fenced (``bulk``)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from store import keys
 from store.batch import chunk_requests, retry
 from store.db import Database, RawItem, cancellation_reasons, error_code
 
-from .claim import Run, fence_check
+from .claim import Run, fence_check, holder_check
 from .errors import TRANSIENT, LostClaim, RowRejected, classify, failed_at
 
 if TYPE_CHECKING:
@@ -28,6 +30,10 @@ MAX_TRANSACTION_ITEMS = 100
 TRANSACTION_BYTES = 4 * 1024 * 1024 - 64 * 1024
 # A fenced copy's transaction: the writer's fence check first, then the rows.
 FENCE_CHECK = 0
+# The "writer" whose transactions check the claim itself (owner, version, running) instead
+# of a fence: the rows that make the workspace visible, written after the heartbeat stopped,
+# so that a run whose claim was released from outside can never write them.
+HOLDER = -1
 
 # One v1 row on its way: its kind, the v1 row, and its v2 copy.
 Pair = tuple[str, RawItem, RawItem]
@@ -73,6 +79,7 @@ class FencedWrites:
     settings: Settings
     monotonic: Callable[[], float]
     lost: threading.Event
+    version: str
 
     def check_fence(self) -> None:
         raise NotImplementedError
@@ -105,7 +112,11 @@ class FencedWrites:
         arrives (a paused process, a request re-sent by the SDK, a slow network): no check
         made in this process before sending could promise that. A transaction refused as
         invalid is narrowed down to the rows DynamoDB will not take, which are returned."""
-        actions = [fence_check(self.db, writer, self.run.run_id), *chunk]
+        if writer == HOLDER:
+            check = holder_check(self.db, self.run.run_id, self.version)
+        else:
+            check = fence_check(self.db, writer, self.run.run_id)
+        actions = [check, *chunk]
 
         def send() -> dict[RowKey, str]:
             try:

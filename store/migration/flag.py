@@ -101,11 +101,16 @@ def write_flag(
     fence: tuple[str, str] | None = None,
     progress: Progress | None = None,
     attempts: int = 4,
+    rows: list[RawItem] | None = None,
+    token: str | None = None,
 ) -> bool:
     """Write the flag once; True if this call (or its lost earlier try) wrote it.
 
     With ``fence`` (the claim's owner and version) the claim is marked complete in the same
-    transaction, which holds only while that run still holds the claim."""
+    transaction, which holds only while that run still holds the claim. ``rows`` are put in
+    the same transaction (after the flag and the claim, positions 2 on): the rows that make
+    the workspace visible, so they exist exactly when the flag does. ``token``: the client
+    request token (default: the run id) for a second, different flag transaction."""
     actions: list[dict[str, Any]] = [
         {
             "Put": {
@@ -127,11 +132,14 @@ def write_flag(
             snapshot = progress.snapshot()
             counts = {name: snapshot[name] for name in counts}
         actions.append(completion(db, owner, version, counts))
+    actions += [{"Put": {"TableName": db.table, "Item": row}} for row in rows or []]
 
     def send() -> bool:
         try:
             # The token makes a retry after a lost answer succeed as the same write (R8).
-            db.client.transact_write_items(TransactItems=actions, ClientRequestToken=flag.run_id)
+            db.client.transact_write_items(
+                TransactItems=actions, ClientRequestToken=token or flag.run_id
+            )
         except ClientError as exc:
             reasons = cancellation_reasons(exc)
             if failed_at(reasons, FLAG_PUT):

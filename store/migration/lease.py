@@ -34,6 +34,7 @@ from .claim import (
     Progress,
     Run,
     move_seen,
+    new_attempt,
     read_claim,
 )
 from .errors import operator_reason
@@ -120,6 +121,9 @@ class Release:
 
     kind: Literal["transient", "permanent", "handover"]
     reason: str = ""
+    # Start a new attempt in a fresh partition (``claim.new_attempt``) instead of handing
+    # the progress on: the run may still have a write in flight, or the copy starts over.
+    afresh: bool = False
 
     @classmethod
     def transient(cls, reason: str) -> Release:
@@ -186,7 +190,11 @@ def release(
     the claim, or DynamoDB could not be reached ``attempts`` times: then the lease lapses."""
     new_version = new_id()
     sets, values, removes = _release_update(run, outcome, wall(), rng)
-    if progress is not None:
+    adds = ""
+    if outcome.afresh:
+        more_sets, more_values, adds = new_attempt(run.claim.workspace_id)
+        sets, values = [*sets, *more_sets], {**values, **more_values}
+    elif progress is not None:
         more_sets, more_values, more_removes = _progress_update(
             progress, clear_trouble=outcome.kind == "handover"
         )
@@ -194,7 +202,7 @@ def release(
         sets, values = [*more_sets, *sets], {**more_values, **values}
         removes = removes or more_removes
     values.update({":new": s(new_version), ":me": s(run.run_id), ":running": s(STATE_RUNNING)})
-    update = "SET version = :new, " + ", ".join(sets) + removes
+    update = "SET version = :new, " + ", ".join(sets) + removes + adds
     for attempt in range(1, attempts + 1):
         try:
             db.client.update_item(
@@ -223,12 +231,15 @@ def release(
     return False
 
 
-def hand_over(db: Database, run: Run, progress: Progress) -> bool:
+def hand_over(db: Database, run: Run, progress: Progress, *, in_flight: bool = False) -> bool:
     """End a run that stopped between pages (its slice is over, or its process is exiting)
     without a failure: publish its verified progress and leave the claim ``waiting``, due at
     once, so the next request takes it straight away and resumes at these cursors. The new
-    version also stops this run's own heartbeat should one still be beating."""
-    return release(db, run, HANDOVER, progress=progress)
+    version also stops this run's own heartbeat should one still be beating.
+
+    ``in_flight``: the run has not stopped (a hand-over from outside it), so a copy of its
+    may still land: the next run starts a new attempt in a fresh partition instead."""
+    return release(db, run, Release("handover", afresh=in_flight), progress=progress)
 
 
 def reset_for_retry(db: Database, seen: Claim, wall: Callable[[], float] = time.time) -> bool:

@@ -1,7 +1,7 @@
 """The first sign-in of a v1 user in Chromium: "Preparing your workspace", a progress bar that
 moves, and then the page that was asked for (PRODUCT.md promise 9, R20), with JavaScript and
-without it. The app runs under gunicorn behind the fault proxy, whose slowed copy transactions
-(tests.support.faults.COPIES: the migration copies up to 99 rows per TransactWriteItems) keep the
+without it. The app runs under gunicorn behind the fault proxy, whose slowed copies
+(tests.support.faults.COPIES: the migration copies 25 rows per BatchWriteItem) keep the
 preparing page on screen long enough to look at."""
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ def test_first_sign_in_shows_a_moving_progress_bar_then_the_page_asked_for(
     new_page: PageFactory,
 ) -> None:
     server, email, password = v1_server(live_server_factory, fault_proxy, items=2000)
-    # About 8 copies per writer: slow until the bar has been seen to move.
-    fault_proxy.delay(COPIES, 0.75)
+    # About 20 copies per writer: slow until the bar has been seen to move.
+    fault_proxy.delay(COPIES, 0.3)
     page = new_page(base_url=server.url)
 
     sign_in_from(page, ASKED, email, password)
@@ -100,8 +100,8 @@ def test_without_javascript_the_meta_refresh_carries_the_browser_to_the_page_ask
     new_page: PageFactory,
 ) -> None:
     server, email, password = v1_server(live_server_factory, fault_proxy, items=600)
-    # Each writer sends only a few copies, each slowed: several seconds, more than one refresh.
-    fault_proxy.delay(COPIES, 1.5)
+    # Each writer sends about 6 copies, each slowed: several seconds, more than one refresh.
+    fault_proxy.delay(COPIES, 0.5)
     page = new_page(base_url=server.url, java_script_enabled=False)
 
     sign_in_from(page, ASKED, email, password)

@@ -7,9 +7,10 @@ process, and drives it over HTTP like a browser without JavaScript would
 table are in tests/support/multiprocess.py. test_engine.py and test_gate.py show the same
 promises in one process with botocore hooks; these show they hold when several processes
 share one table, when a holder is killed or paused, and end to end over HTTP. The migration
-copies with fenced TransactWriteItems (store/migration/engine.py), so faults target ``COPIES``: the
-claim, takeover and flag transactions pass untouched. Leases are short (2-3 s) to keep each
-test quick; every wait is on a condition with a generous timeout, never on a timing.
+copies with BatchWriteItem into its attempt's own partition (store/migration/bulk.py), so
+faults target ``COPIES``: the claim, takeover and flag transactions pass untouched. Leases
+are short (2-3 s) to keep each test quick; every wait is on a condition with a generous
+timeout, never on a timing.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from store.migration.flag import read_flag
 from tests.support.faults import (
     CANCELLED,
     COPIES,
+    FENCED_COPIES,
     PROVISIONED,
     THROTTLING,
     FaultProxy,
     copied_keys,
 )
-from tests.support.helpers import seed_v1, user_id_of, wait_for
+from tests.support.helpers import scan_all, seed_v1, user_id_of, wait_for
 from tests.support.multiprocess import (
     assert_migrated_exactly_once,
     brief,
@@ -80,7 +82,7 @@ def test_the_fault_proxy_targets_copies_throttles_cancels_splits_batches_and_hol
         return {"PK": {"S": pk}, "SK": {"S": "X"}}
 
     def copy(*pks: str) -> list[dict[str, Any]]:
-        """A migration copy's shape: the fence check, then the Puts."""
+        """A fenced copy's shape (kept-back records): the fence check, then the Puts."""
         check = {
             "ConditionCheck": {
                 "TableName": direct.table,
@@ -129,23 +131,23 @@ def test_the_fault_proxy_targets_copies_throttles_cancels_splits_batches_and_hol
         fault_proxy.clear("PutItem")
         client.put_item(TableName=direct.table, Item={"PK": {"S": "T"}, "SK": {"S": "3"}})
 
-        # Faults on COPIES reach copy transactions only: a claim-like one passes untouched.
+        # Faults on FENCED_COPIES reach fenced copies only: a claim-like one passes untouched.
         client.transact_write_items(TransactItems=claim_like("CLAIM"))
-        fault_proxy.throttle(COPIES, code=PROVISIONED)
+        fault_proxy.throttle(FENCED_COPIES, code=PROVISIONED)
         with pytest.raises(ClientError) as raised:
             client.transact_write_items(TransactItems=copy("C#1", "C#2"))
         assert raised.value.response["Error"]["Code"] == PROVISIONED
         client.transact_write_items(TransactItems=claim_like("V2_COMPLETE"))
-        assert fault_proxy.throttled(COPIES) == 3 and fault_proxy.count(COPIES) == 3
+        assert fault_proxy.throttled(FENCED_COPIES) == 3 and fault_proxy.count(FENCED_COPIES) == 3
         assert fault_proxy.count("TransactWriteItems") == 5
         assert not landed("C#1") and direct.get(keys.migration_flag(), consistent=True)
 
         # Cancelling: one reason per action, parsed by botocore into the error response
         # exactly where the app reads them; not retried; nothing written; `each` lets a
         # request through after that many cancellations of the same body.
-        fault_proxy.clear(COPIES)
+        fault_proxy.clear(FENCED_COPIES)
         fault_proxy.cancel(
-            COPIES, reasons=("None", "ThrottlingError", "TransactionConflict"), each=2
+            FENCED_COPIES, reasons=("None", "ThrottlingError", "TransactionConflict"), each=2
         )
         for _ in range(2):
             with pytest.raises(ClientError) as raised:
@@ -164,13 +166,17 @@ def test_the_fault_proxy_targets_copies_throttles_cancels_splits_batches_and_hol
             assert not landed("C#1")
         client.transact_write_items(TransactItems=copy("C#1", "C#2", "C#3", "C#4"))
         assert all(landed(f"C#{i}") for i in range(1, 5))
-        assert fault_proxy.cancelled(COPIES) == 2
-        assert [a.code for a in fault_proxy.answers(COPIES)[-3:]] == [CANCELLED, CANCELLED, None]
-        fault_proxy.clear(COPIES)
+        assert fault_proxy.cancelled(FENCED_COPIES) == 2
+        assert [a.code for a in fault_proxy.answers(FENCED_COPIES)[-3:]] == [
+            CANCELLED,
+            CANCELLED,
+            None,
+        ]
+        fault_proxy.clear(FENCED_COPIES)
 
         # A held copy stays in flight until released, while other calls pass; released after
         # its fence moved, DynamoDB refuses it, and the proxy records that answer.
-        held = fault_proxy.hold(COPIES)
+        held = fault_proxy.hold(FENCED_COPIES)
         outcome: list[str] = []
 
         def send_held_copy() -> None:
@@ -194,8 +200,18 @@ def test_the_fault_proxy_targets_copies_throttles_cancels_splits_batches_and_hol
         (refused,) = held.answered()
         assert refused.fenced_off and not refused.injected
         assert refused.reasons == ("ConditionalCheckFailed", "None")
-        assert fault_proxy.answers(COPIES)[-1] == refused
+        assert fault_proxy.answers(FENCED_COPIES)[-1] == refused
         assert fault_proxy.errors == []
+        # Faults on COPIES reach the copy's BatchWriteItem into a workspace partition only.
+        fault_proxy.throttle(COPIES, code=PROVISIONED)
+        bulk = [{"PutRequest": {"Item": {"PK": {"S": "WORKSPACE#w"}, "SK": {"S": "ITEM#1"}}}}]
+        with pytest.raises(ClientError) as raised:
+            client.batch_write_item(RequestItems={direct.table: bulk})
+        assert raised.value.response["Error"]["Code"] == PROVISIONED
+        other = [{"PutRequest": {"Item": row("P#other")}}]
+        assert client.batch_write_item(RequestItems={direct.table: other})["UnprocessedItems"] == {}
+        assert fault_proxy.throttled(COPIES) == 3 and landed("P#other")
+        fault_proxy.clear(COPIES)
     finally:
         direct.client.delete_table(TableName=direct.table)
 
@@ -248,12 +264,14 @@ def test_simultaneous_first_sign_ins_in_four_processes_migrate_exactly_once(
 # --- R9: a holder killed mid-copy ----------------------------------------------------------
 
 
-def test_a_server_killed_mid_copy_is_resumed_into_the_same_workspace_after_the_lease(
+def test_a_server_killed_mid_copy_is_finished_in_one_workspace_after_the_lease(
     live_server_factory: Callable[..., LiveServer], fault_proxy: FaultProxy
 ) -> None:
     """R9 / promise 2: SIGKILL every process of the server that holds the claim mid-copy →
     no flag, the claim stays; a new server shows the preparing page without taking over until
-    the claim has lapsed on its own clock, then finishes into the same workspace."""
+    the claim has lapsed on its own clock, then finishes: one workspace. A lapsed holder may
+    only be paused with a copy in flight, so the takeover copies again into a new attempt's
+    partition; the killed attempt's partition is listed as abandoned and nobody sees it."""
     env = server_env(fault_proxy, lease=3)
     first = live_server_factory(workers=2, extra_env=env)
     accounts = seed_v1(first.database, items=2000)
@@ -274,7 +292,8 @@ def test_a_server_killed_mid_copy_is_resumed_into_the_same_workspace_after_the_l
     claim = read_claim(db)
     assert claim is not None and claim.state == STATE_RUNNING
     assert claim.workspace_id == crashed.workspace_id
-    assert len(workspace_rows(db)) == 1
+    # Nobody sees a workspace before the flag: its row is written with the flag.
+    assert workspace_rows(db) == []
 
     second = live_server_factory(
         table=first.table,
@@ -288,15 +307,18 @@ def test_a_server_killed_mid_copy_is_resumed_into_the_same_workspace_after_the_l
     assert held is not None and (held.owner, held.attempt) == (claim.owner, claim.attempt), (
         "a server that has just seen the claim must not take it over"
     )
-    assert len(workspace_rows(db)) == 1 and read_flag(db) is None
+    assert workspace_rows(db) == [] and read_flag(db) is None
 
     follow_preparing(visitor, preparing_url(asked), asked)
 
     flag = assert_migrated_exactly_once(db, (2000, 5, 4))
-    assert flag.workspace_id == crashed.workspace_id
+    assert flag.workspace_id != crashed.workspace_id
     resumed = read_claim(db)
     assert resumed is not None and resumed.attempt > claim.attempt
     assert flag.run_id == resumed.owner != claim.owner
+    assert resumed.abandoned == [crashed.workspace_id]
+    abandoned = rows_of(db, crashed.workspace_id)
+    assert abandoned and all(sk.startswith(("ITEM#", "SET#")) for sk in abandoned)
     assert visitor.get(asked).status == 200
 
 
@@ -310,11 +332,11 @@ def _pause_holder_and_finish_elsewhere(
     deliver_before_takeover: bool,
 ) -> dict[str, Any]:
     """Server A copies 2,000 items slowly. Once each of its four copy threads waits on a
-    copy transaction (the proxy holds them), every process of A is paused (SIGSTOP) for longer
-    than the lease, and server B takes over and writes the flag. A's held copies are delivered
-    during the pause (before the takeover, so its fence still holds and they land), or,
-    without ``deliver_before_takeover``, kept in flight (a stalled network) until the test
-    says."""
+    copy (a BatchWriteItem the proxy holds), every process of A is paused (SIGSTOP) for longer
+    than the lease, and server B takes over (a new attempt, in a new partition) and writes the
+    flag. A's held copies are delivered during the pause (before the takeover, into A's
+    partition), or, without ``deliver_before_takeover``, kept in flight (a stalled network)
+    until the test says."""
     env = server_env(fault_proxy, lease=3)
     first = live_server_factory(workers=2, extra_env=env)
     db = first.database
@@ -351,7 +373,10 @@ def _pause_holder_and_finish_elsewhere(
         if sk.startswith("ITEM#")
     }
     assert len(in_flight) >= 4
+    assert flag.workspace_id != paused_claim.workspace_id, "B copied into a new partition"
+    assert read_claim(db).abandoned == [paused_claim.workspace_id]
     return {
+        "paused_partition": keys.workspace_pk(paused_claim.workspace_id),
         "copies": fault_proxy.count(COPIES),
         "first": first,
         "db": db,
@@ -366,8 +391,9 @@ def test_a_paused_holder_resumed_after_a_takeover_writes_no_second_flag_and_keep
     live_server_factory: Callable[..., LiveServer], fault_proxy: FaultProxy
 ) -> None:
     """R10: A paused longer than the lease; B takes over and finishes; a user edits migrated
-    items, among them the page A was copying when paused; A resumes, reads that page back,
-    finds it changed → A stops at its next fenced step: no second flag, the edits intact."""
+    items, among them the page A was copying when paused; A resumes, finds no heartbeat
+    confirmed for half a lease (and its claim gone) and stops before another copy: no second
+    flag, the edits intact."""
     run = _pause_holder_and_finish_elsewhere(
         live_server_factory, fault_proxy, deliver_before_takeover=True
     )
@@ -397,17 +423,18 @@ def test_a_paused_holder_resumed_after_a_takeover_writes_no_second_flag_and_keep
 def test_a_paused_holders_write_in_flight_cannot_overwrite_edits_made_after_a_takeover(
     live_server_factory: Callable[..., LiveServer], fault_proxy: FaultProxy
 ) -> None:
-    """R10, the fencing-token case: A's copy transactions were on their way when A paused and
-    stay in flight (a stalled network). B takes over (moving every fence) and finishes; a user
-    edits exactly those items; A resumes, and botocore re-sends what timed out → DynamoDB
-    refuses every copy A sends after the takeover, re-sent or delivered late, because its
-    fence names B: no second flag, the edits intact."""
+    """R10, the write-in-flight case: A's copies were on their way when A paused and stay in
+    flight (a stalled network). B takes over and finishes; a user edits exactly those items; A
+    resumes, and botocore re-sends what timed out; then the stalled network delivers A's first
+    tries too. A BatchWriteItem carries no fence, so they land, but only in A's abandoned
+    partition, which has no workspace row and no members: no second flag, nothing people see
+    changes, the edits intact."""
     run = _pause_holder_and_finish_elsewhere(
         live_server_factory, fault_proxy, deliver_before_takeover=False
     )
     db, flag, caught = run["db"], run["flag"], run["caught"]
     edited = edit_items(db, flag.workspace_id, run["in_flight"])
-    answered_before = len(fault_proxy.answers(COPIES))
+    before = rows_of(db, flag.workspace_id)
 
     run["first"].signal_all(signal.SIGCONT)
     ended = run_ended(run["first"], run["paused_owner"])
@@ -424,10 +451,13 @@ def test_a_paused_holders_write_in_flight_cannot_overwrite_edits_made_after_a_ta
     )
     held = caught.answered()
     assert len(held) == caught.count, "every held copy was forwarded and answered"
-    assert all(a.fenced_off and not a.injected for a in held), f"held copies: {brief(held)}"
-    after_resume = fault_proxy.answers(COPIES)[answered_before:]
-    assert all(a.fenced_off for a in after_resume), (
-        f"a copy sent after the takeover was not refused by its fence: {brief(after_resume)}"
+    assert all(a.code is None for a in held), f"held copies: {brief(held)}"
+    targets = {pk for body in caught.bodies for pk, _ in copied_keys(body)}
+    assert targets == {run["paused_partition"]}, f"A's held copies went to {targets}"
+    assert rows_of(db, flag.workspace_id) == before, "A's late copies changed the workspace"
+    partitions = {r["PK"]["S"] for r in scan_all(db) if r["PK"]["S"].startswith("WORKSPACE#")}
+    assert partitions <= {keys.workspace_pk(flag.workspace_id), run["paused_partition"]}, (
+        "a late copy went somewhere else"
     )
     assert read_flag(db) == flag and len(workspace_rows(db)) == 1
     claim = read_claim(db)
@@ -470,9 +500,8 @@ def test_throttling_shows_the_retrying_page_without_a_flag_and_a_later_request_f
     assert fault_proxy.throttled(COPIES) > 0
     claim = read_claim(db)
     assert claim is not None
-    # The workspace row is copied beside the items, so it may not have landed yet; there is
-    # never a second one.
-    assert {r["PK"]["S"] for r in workspace_rows(db)} <= {keys.workspace_pk(claim.workspace_id)}
+    # The workspace row is written with the flag: nobody sees a workspace before it.
+    assert workspace_rows(db) == []
 
     fault_proxy.clear(COPIES)
 
@@ -487,9 +516,9 @@ def test_throttling_shows_the_retrying_page_without_a_flag_and_a_later_request_f
 def test_refused_copies_complete_exactly_while_the_heartbeat_keeps_contenders_off(
     live_server_factory: Callable[..., LiveServer], fault_proxy: FaultProxy
 ) -> None:
-    """R5, R11, R20: for a while every copy transaction is cancelled (reasons ThrottlingError
-    and TransactionConflict, as DynamoDB gives under load) twice before it gets through, and
-    each is slow, so the copy lasts several 2 s leases. People polling on a second server (and
+    """R5, R11, R20: for a while every copy (a BatchWriteItem) is throttled, as DynamoDB
+    does under load (botocore retries, then the copy backs off and sends it again), and each
+    is slow, so the copy lasts several 2 s leases. People polling on a second server (and
     on the holder's other worker) never take the claim over, the progress the claim publishes
     never goes down (what a poll shows is never ahead of it), and the copy completes exactly.
 
@@ -499,7 +528,7 @@ def test_refused_copies_complete_exactly_while_the_heartbeat_keeps_contenders_of
     env = server_env(fault_proxy, lease=2)
     holder = live_server_factory(workers=2, extra_env=env)
     db = holder.database
-    accounts = seed_v1(db, items=2000)  # about 8 copy transactions per writer
+    accounts = seed_v1(db, items=2000)  # about 20 BatchWriteItem calls per writer
     contender = live_server_factory(
         table=holder.table, workers=2, extra_env={**env, "SECRET_KEY": holder.env["SECRET_KEY"]}
     )
@@ -507,8 +536,7 @@ def test_refused_copies_complete_exactly_while_the_heartbeat_keeps_contenders_of
     first.login(accounts[0].email)
     second.login(accounts[1].email)
     fault_proxy.delay(COPIES, 0.25)
-    reasons = ("None", "ThrottlingError", "None", "TransactionConflict")
-    fault_proxy.cancel(COPIES, reasons=reasons, each=2, times=40)
+    fault_proxy.throttle(COPIES, after=4, times=40, code=THROTTLING)
     fault_proxy.reset_counts()
     asked = "/workspaces?slow=yes"
 
@@ -546,9 +574,9 @@ def test_refused_copies_complete_exactly_while_the_heartbeat_keeps_contenders_of
     assert {c for c in claims} == {(owner, 1)}, f"the claim changed hands: {set(claims)}"
     flag = assert_migrated_exactly_once(db, (2000, 5, 4))
     assert flag.run_id == owner
-    assert fault_proxy.cancelled(COPIES) > 0, "no copy was cancelled"
-    refused = {r for a in fault_proxy.answers(COPIES) if a.injected for r in a.reasons}
-    assert refused == {"None", "ThrottlingError", "TransactionConflict"}
+    assert fault_proxy.throttled(COPIES) == 40, "the copies were not all throttled"
+    refused = {a.code for a in fault_proxy.answers(COPIES) if a.injected}
+    assert refused == {THROTTLING}
     heartbeats = fault_proxy.count("UpdateItem")
     assert heartbeats >= 6, f"only {heartbeats} claim updates: the copy outlived no lease"
     assert first.get(asked).status == 200 and second.get(asked).status == 200

@@ -120,3 +120,13 @@ def assert_exact_copy(database: Database, flag: Flag) -> None:
     )
     v2_items = [k for k in v2 if k[1].startswith("ITEM#")]
     assert len(v2_items) == counted["items"]
+
+
+def item_puts(params: dict[str, Any]) -> list[str]:
+    """The sort keys of the items a BatchWriteItem request puts (a copy's page, say)."""
+    return [
+        r["PutRequest"]["Item"]["SK"]["S"]
+        for rows in params.get("RequestItems", {}).values()
+        for r in rows
+        if r["PutRequest"]["Item"]["SK"]["S"].startswith("ITEM#")
+    ]

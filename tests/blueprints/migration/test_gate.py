@@ -14,7 +14,7 @@ from store.migration.acquire import try_acquire
 from store.migration.claim import ClaimObserver, read_claim
 from store.migration.engine import Migration, Settings
 from store.migration.flag import read_flag
-from tests.support.faults import is_fenced_copy
+from tests.support.faults import is_bulk_copy
 from tests.support.helpers import WebClient, hooked, rows_with, scan_all, user_id_of, wait_for
 from tests.support.migration import throttled
 
@@ -152,7 +152,7 @@ def test_progress_never_goes_down_and_the_user_lands_where_they_were_going(
 ):
     accounts = seed(items=400)
     client = app.extensions["db"].client
-    original = client.transact_write_items
+    original = client.batch_write_item
 
     def slow(**params: Any) -> Any:
         time.sleep(0.01)
@@ -162,7 +162,7 @@ def test_progress_never_goes_down_and_the_user_lands_where_they_were_going(
         if "FilterExpression" in params and "Select" not in params:
             params["Limit"] = 20  # many pages, so progress is published many times
 
-    monkeypatch.setattr(client, "transact_write_items", slow)
+    monkeypatch.setattr(client, "batch_write_item", slow)
     app.config["MIGRATION_LEASE_SECONDS"] = 0.9  # heartbeats every 0.3 s publish progress
     # No inline slice: the first request answers at once and the polls watch the whole copy.
     app.config["MIGRATION_SLICE_SECONDS"] = 0
@@ -193,21 +193,21 @@ def test_throttling_shows_a_clear_retrying_page_and_a_later_request_finishes(
     monkeypatch.setattr(batch, "_sleep", lambda _s: None)
     app.config["MIGRATION_BUDGET_SECONDS"] = 0.2
     client = app.extensions["db"].client
-    original = client.transact_write_items
+    original = client.batch_write_item
 
     def throttle_copies(**params: Any) -> Any:
-        if is_fenced_copy(params):
-            raise throttled("TransactWriteItems")
+        if is_bulk_copy(params):
+            raise throttled("BatchWriteItem")
         return original(**params)
 
-    monkeypatch.setattr(client, "transact_write_items", throttle_copies)
+    monkeypatch.setattr(client, "batch_write_item", throttle_copies)
     web.login(accounts[0].email)
     web.get("/")
     wait_for(lambda: (c := read_claim(database)) and c.state == "waiting")
 
     page = web.get("/preparing?next=/")
     assert read_flag(database) is None
-    monkeypatch.setattr(client, "transact_write_items", original)
+    monkeypatch.setattr(client, "batch_write_item", original)
 
     assert page.status_code == 503 and page.headers["Retry-After"]
     assert "retrying automatically" in web.text(page)

@@ -21,7 +21,7 @@ from blueprints.migration import hosting, runner
 from store import keys
 from store.migration.claim import STATE_WAITING, read_claim
 from store.migration.flag import read_flag
-from tests.support.faults import is_fenced_copy
+from tests.support.faults import is_bulk_copy
 from tests.support.helpers import hooked, scan_all, wait_for
 
 NOTE = "Your workspace was just prepared: 40 items, 5 settings and 4 members moved."
@@ -265,11 +265,11 @@ def test_stopping_the_process_hands_a_running_background_copy_over_with_its_prog
     app.config["MIGRATION_SLICE_SECONDS"] = 0
     app.config["MIGRATION_LEASE_SECONDS"] = 600.0  # a lapse could not explain a waiting claim
     client = app.extensions["db"].client
-    original = client.transact_write_items
+    original = client.batch_write_item
     copies: list[int] = []
 
     def slow(**params: Any) -> Any:
-        if is_fenced_copy(params):
+        if is_bulk_copy(params):
             copies.append(1)
             time.sleep(0.1)  # slow enough that stopping lands mid-copy on any backend
         return original(**params)
@@ -278,7 +278,7 @@ def test_stopping_the_process_hands_a_running_background_copy_over_with_its_prog
         if "FilterExpression" in params and "Select" not in params:
             params["Limit"] = 10
 
-    monkeypatch.setattr(client, "transact_write_items", slow)
+    monkeypatch.setattr(client, "batch_write_item", slow)
     web.login(accounts[0].email)
     with hooked(client, "provide-client-params.dynamodb.Scan", small_pages):
         assert web.get("/").status_code == 303

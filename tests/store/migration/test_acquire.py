@@ -1,5 +1,6 @@
-"""Taking the claim: one holder at a time across threads, a lapsed claim taken over into the
-same workspace, a live or paused holder fenced (promises 1, 2; R1, R9-R12)."""
+"""Taking the claim: one holder at a time across threads, a lapsed claim taken over into a
+new attempt's partition (still one workspace), a live or paused holder fenced (promises 1, 2;
+R1, R9-R12)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from store.migration.acquire import try_acquire
-from store.migration.claim import ClaimObserver
+from store.migration.claim import ClaimObserver, read_claim
 from store.migration.engine import Migration, Settings, run_migration
 from store.migration.errors import LostClaim, MigrationError
 from store.migration.flag import read_flag
@@ -22,7 +23,13 @@ from tests.support.migration import (
 )
 
 
-def test_a_crashed_holder_is_taken_over_after_a_lease_into_the_same_workspace(database, seed):
+def test_a_crashed_holder_is_taken_over_after_a_lease_into_a_new_partition_one_workspace(
+    database, seed
+):
+    """Promise 2: a lapsed claim is taken over and the copy finishes into one workspace. The
+    holder might only be paused with a copy in flight, so the takeover starts a new attempt
+    in a fresh partition (the copy restarts there); the crashed attempt's partition is
+    listed as abandoned and has no workspace row and no members, so nobody ever sees it."""
     seed(items=90)
     clock = {"now": 1000.0}
     run = try_acquire(database, "first", ClaimObserver(), lease=5, segments=2)
@@ -55,11 +62,19 @@ def test_a_crashed_holder_is_taken_over_after_a_lease_into_the_same_workspace(da
     resumed = try_acquire(database, "b", contender, lease=5, segments=2, monotonic=tick)
 
     assert resumed is not None
-    assert resumed.claim.workspace_id == run.claim.workspace_id
-    assert resumed.claim.items_copied > 0  # it resumes from the recorded pages
+    crashed_partition = run.claim.workspace_id
+    assert resumed.claim.workspace_id != crashed_partition
+    assert resumed.claim.abandoned == [crashed_partition]
+    assert (resumed.claim.items_copied, resumed.claim.cursors) == (0, {})  # copied afresh
     flag = run_migration(database, resumed, settings)
-    assert flag is not None and flag.workspace_id == run.claim.workspace_id
+    assert flag is not None and flag.workspace_id == resumed.claim.workspace_id
     assert_exact_copy(database, flag)
+    assert read_claim(database).abandoned == [crashed_partition]
+    left = rows_with(database, f"WORKSPACE#{crashed_partition}", "")
+    assert left and all(r["SK"]["S"].startswith(("ITEM#", "SET#")) for r in left), (
+        "the abandoned partition holds only the crashed attempt's items and settings"
+    )
+    assert len([r for r in scan_all(database) if r["SK"]["S"] == "WORKSPACE"]) == 1
 
 
 def test_a_contender_with_a_skewed_wall_clock_does_not_take_over_a_live_claim(database, seed):

@@ -30,7 +30,7 @@ from store.migration.engine import Migration, Settings, run_migration
 from store.migration.errors import MigrationError, V1Changed, classify
 from store.migration.flag import read_flag
 from store.migration.lease import HANDOVER, Release, backoff_seconds, release, reset_for_retry
-from tests.support.faults import is_fenced_copy
+from tests.support.faults import is_bulk_copy
 from tests.support.helpers import hooked
 from tests.support.migration import after_backoff, cancelled, migrate, throttled
 
@@ -85,11 +85,11 @@ def test_the_backoff_across_runs_doubles_up_to_a_minute_with_some_jitter():
 
 def _fail_copies(monkeypatch, ddb_client, raw_client, error: Exception) -> None:
     def refuse(**params: Any) -> dict[str, Any]:
-        if is_fenced_copy(params):
+        if is_bulk_copy(params):
             raise error
-        return raw_client.transact_write_items(**params)
+        return raw_client.batch_write_item(**params)
 
-    monkeypatch.setattr(ddb_client, "transact_write_items", refuse)
+    monkeypatch.setattr(ddb_client, "batch_write_item", refuse)
 
 
 def test_transient_failures_back_off_across_runs_and_no_take_comes_early(
@@ -98,7 +98,7 @@ def test_transient_failures_back_off_across_runs_and_no_take_comes_early(
     seed(items=10)
     monkeypatch.setattr(batch, "_sleep", lambda _s: None)
     settings = Settings(lease=30, budget=0.2, writers=1, segments=1)
-    _fail_copies(monkeypatch, ddb_client, raw_client, throttled("TransactWriteItems"))
+    _fail_copies(monkeypatch, ddb_client, raw_client, throttled("BatchWriteItem"))
     for attempt in (1, 2):
         assert migrate(database, settings=settings, when=after_backoff) is None
         claim = read_claim(database)

@@ -11,7 +11,7 @@ import pytest
 
 from store import keys
 from store.db import Database
-from store.migration import check, engine
+from store.migration import bulk, check
 from store.migration.claim import STATE_WAITING, read_claim
 from store.migration.kept import read_kept
 from store.migration.rows import same_data
@@ -137,7 +137,7 @@ def test_a_row_dynamodb_refuses_that_the_check_missed_is_kept_back_with_its_mess
     kept_back.write(database, [kept_back.item(kept_back.LONG_ITEM_ID)])
     kept_back.db_init(database)
     # As if storable_problem did not know this limit: DynamoDB's refusal is narrowed down.
-    monkeypatch.setattr(engine, "storable_problem", lambda *_: None)
+    monkeypatch.setattr(bulk, "storable_problem", lambda *_: None)
 
     flag = migrate(database)
 

@@ -6,7 +6,7 @@ point the app's ``DYNAMODB_ENDPOINT`` at ``proxy.url`` and steer the faults from
     with FaultProxy(local_endpoint) as proxy:
         proxy.delay(COPIES, 0.05)                       # every copy waits 50 ms first
         proxy.throttle(COPIES, after=2, code=PROVISIONED)   # 2 pass, then 400 throttling
-        proxy.cancel(COPIES, reasons=("None", "ThrottlingError"), each=1)   # cancelled once
+        proxy.cancel(FENCED_COPIES, reasons=("None", "ThrottlingError"), each=1)  # once
         held = proxy.hold(COPIES)                       # calls stall in flight ...
         held.release()                                  # ... until released
         held.answers                                    # ... and how they were answered
@@ -20,11 +20,13 @@ point the app's ``DYNAMODB_ENDPOINT`` at ``proxy.url`` and steer the faults from
 A fault is set on a *target*: an operation name (from the ``X-Amz-Target`` header,
 ``DynamoDB_20120810.<Operation>``), which matches every call of that operation, or a
 ``Target``: an operation plus a predicate on the request's JSON body. ``COPIES`` is the
-migration's copy transactions (store/migration/fenced.py ``FencedWrites._write_fenced``): a
-TransactWriteItems with a ``ConditionCheck`` on a ``MIGRATION``/``FENCE#<n>`` row. The claim,
-takeover and flag transactions have no such check, so they pass untouched by faults on
-``COPIES``. When a call matches several targets with faults, a predicate target's faults win
-over its plain operation's (one rule applies per call).
+migration's copies (store/migration/bulk.py): a BatchWriteItem whose every put goes into a
+``WORKSPACE#`` partition. ``FENCED_COPIES`` is the copy's few fenced transactions (records
+of kept-back rows, store/migration/fenced.py): a TransactWriteItems with a
+``ConditionCheck`` on a ``MIGRATION``/``FENCE#<n>`` row. The claim, takeover and flag
+transactions have no such check, so they pass untouched by faults on either. When a call
+matches several targets with faults, a predicate target's faults win over its plain
+operation's (one rule applies per call).
 
 *Throttling* answers ``400`` with DynamoDB's JSON error body (``ThrottlingException`` or
 ``ProvisionedThroughputExceededException``), which botocore retries and then raises.
@@ -36,11 +38,12 @@ botocore does not retry it and puts the reasons in ``ClientError.response`` (che
 ``test_the_fault_proxy_...`` in tests/integration/test_multiprocess.py). Nothing is written.
 
 *Partial success* forwards only some of a BatchWriteItem's requests and returns the rest as
-``UnprocessedItems``, as DynamoDB does under load (the migration no longer uses BatchWriteItem;
-``store.batch.write_chunk`` does). The request body is rewritten, so its SigV4 signature no
-longer matches: DynamoDB Local does not verify signatures (checked by the same test), and the
-proxy says so loudly if an upstream ever does. Answers get a fresh ``X-Amz-Crc32``, because
-botocore checks that header on DynamoDB answers and retries on a mismatch.
+``UnprocessedItems``, as DynamoDB does under load (``store.batch.write_chunk``, which the
+migration's copies use, sends them again with backoff). The request body is rewritten, so
+its SigV4 signature no longer matches: DynamoDB Local does not verify signatures (checked
+by the same test), and the proxy says so loudly if an upstream ever does. Answers get a
+fresh ``X-Amz-Crc32``, because botocore checks that header on DynamoDB answers and retries
+on a mismatch.
 
 *Refusing* answers every call (or a window of them) with any DynamoDB error body, unforwarded:
 ``refuse("TransactWriteItems", UNKNOWN_OPERATION)`` is a DynamoDB-compatible server without
@@ -68,11 +71,13 @@ from tests.support.faults.proxy import FaultProxy
 from tests.support.faults.rules import Hold
 from tests.support.faults.targets import (
     COPIES,
+    FENCED_COPIES,
     FIRST_CLAIM,
     FLAG_WRITES,
     HEARTBEATS,
     Target,
     copied_keys,
+    is_bulk_copy,
     is_fenced_copy,
 )
 from tests.support.faults.wire import (
@@ -89,6 +94,7 @@ from tests.support.faults.wire import (
 __all__ = [
     "CANCELLED",
     "COPIES",
+    "FENCED_COPIES",
     "FIRST_CLAIM",
     "FLAG_WRITES",
     "HEARTBEATS",
@@ -102,6 +108,7 @@ __all__ = [
     "Target",
     "cancellation_body",
     "copied_keys",
+    "is_bulk_copy",
     "is_fenced_copy",
     "split_batch",
 ]

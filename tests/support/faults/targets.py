@@ -48,6 +48,24 @@ def is_fenced_copy(body: dict[str, Any]) -> bool:
     )
 
 
+def _batch_puts(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        request.get("PutRequest", {}).get("Item", {})
+        for requests in body.get("RequestItems", {}).values()
+        for request in requests
+    ]
+
+
+def is_bulk_copy(body: dict[str, Any]) -> bool:
+    """Whether a BatchWriteItem body is one of the migration's copies: it puts rows into a
+    workspace partition (store/migration/bulk.py; the app's own v2 writes are single puts
+    and transactions)."""
+    puts = _batch_puts(body)
+    return bool(puts) and all(
+        item.get(keys.PK, {}).get("S", "").startswith(keys.WORKSPACE_PREFIX) for item in puts
+    )
+
+
 def _key(request: dict[str, Any]) -> tuple[str, str]:
     key = request.get("Key") or request.get("Item") or {}
     return key.get(keys.PK, {}).get("S", ""), key.get(keys.SK, {}).get("S", "")
@@ -80,14 +98,20 @@ def is_flag_write(body: dict[str, Any]) -> bool:
     )
 
 
-COPIES = Target("TransactWriteItems", "migration copies", is_fenced_copy)
+COPIES = Target("BatchWriteItem", "migration copies", is_bulk_copy)
+# The copy's fenced transactions: only the records of kept-back rows, and team rows that do
+# not fit beside the flag.
+FENCED_COPIES = Target("TransactWriteItems", "fenced copies", is_fenced_copy)
 HEARTBEATS = Target("UpdateItem", "claim heartbeats", is_heartbeat)
 FIRST_CLAIM = Target("TransactWriteItems", "first claim", is_first_claim)
 FLAG_WRITES = Target("TransactWriteItems", "flag writes", is_flag_write)
 
 
 def copied_keys(body: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (PK, SK) of every row a copy transaction puts."""
+    """The (PK, SK) of every row a copy (a BatchWriteItem or a transaction) puts."""
+    puts = _batch_puts(body)
+    if puts:
+        return [(item[keys.PK]["S"], item[keys.SK]["S"]) for item in puts]
     return [
         (action["Put"]["Item"][keys.PK]["S"], action["Put"]["Item"][keys.SK]["S"])
         for action in body.get("TransactItems", [])
