@@ -32,6 +32,8 @@ def db_init() -> None:
         for missing in server.missing:
             click.echo(f"  - {missing}", err=True)
         sys.exit(2)
+    for note in server.optional:
+        click.echo(f"optional: {note}")
     click.echo(f"table {database.table} is ready")
 
 
