@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -73,7 +73,7 @@ def build_client(
     read_timeout: float = 5.0,
     pool_size: int = 16,
     local_credentials: bool = False,
-    service: str = "dynamodb",
+    service: Literal["dynamodb", "dynamodbstreams"] = "dynamodb",
 ) -> Any:
     """A DynamoDB client with a retry mode and time budget chosen on purpose.
 
@@ -95,7 +95,9 @@ def build_client(
         # DynamoDB Local and moto accept any credentials but botocore refuses to sign without.
         kwargs["aws_access_key_id"] = "local"
         kwargs["aws_secret_access_key"] = "local"  # noqa: S105 - not a secret
-    return session.client(service, **kwargs)
+    if service == "dynamodbstreams":
+        return session.client("dynamodbstreams", **kwargs)
+    return session.client("dynamodb", **kwargs)
 
 
 def streams_client_for(client: Any) -> Any:

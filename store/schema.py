@@ -152,7 +152,12 @@ STREAM_VIEW = "NEW_AND_OLD_IMAGES"
 
 
 def _ensure_stream(
-    client: Any, table: str, description: dict[str, Any], poll: float, timeout: float, report: Report
+    client: Any,
+    table: str,
+    description: dict[str, Any],
+    poll: float,
+    timeout: float,
+    report: Report,
 ) -> list[str]:
     """Turn on the table's stream, before the first copy can start: every v1 write that lands
     after the copy passed its row is read back from it (store/migration/sync.py). Any view
