@@ -56,6 +56,11 @@ class Reader:
     arn: str | None = None
     arn_read_at: float = float("-inf")
     shards: list[dict[str, Any]] = field(default_factory=list)
+    # What the stream's rows said (covered since, checkpoints), as of ``shards_read_at``: a
+    # stale value only makes a reader apply some records again, which changes nothing.
+    covered: datetime | None = None
+    done: set[str] = field(default_factory=set)
+    sequences: dict[str, str] = field(default_factory=dict)
     shards_read_at: float = float("-inf")
     # DescribeTable / DescribeStream at most this often per process while polling.
     describe_every: float = 30.0
@@ -106,10 +111,12 @@ def read_pass(
     arn = reader.arn
     if arn is None:
         raise NeedFullComparison("the table has no stream")
-    covered, fresh = _covered_since(db, target, arn)
-    if fresh or now - reader.shards_read_at > reader.describe_every:
-        reader.shards, reader.shards_read_at = _shards(db, arn), now
-    done, sequences = _checkpoints(db, arn)
+    if reader.covered is None or now - reader.shards_read_at > reader.describe_every:
+        reader.covered, _ = _covered_since(db, target, arn)
+        reader.shards = _shards(db, arn)
+        reader.done, reader.sequences = _checkpoints(db, arn)
+        reader.shards_read_at = now
+    covered, done, sequences = reader.covered, reader.done, reader.sequences
     result = Pass()
     listed = {shard["ShardId"] for shard in reader.shards}
     # Records trimmed (24 h) unread matter only if they may be newer than what is covered.
@@ -269,6 +276,9 @@ def _read_shard(
         reader.iterators[shard_id] = iterator
     if moved or first_visit or iterator is None:
         _checkpoint(db, arn, shard_id, sequence or None, closed=iterator is None)
+        reader.sequences[shard_id] = sequence or ""
+        if iterator is None:
+            reader.done.add(shard_id)
 
 
 def _change(record: dict[str, Any], covered: datetime) -> Change | None:
