@@ -9,12 +9,13 @@ import pytest
 
 from blueprints.migration import latesync
 from store import items, keys
-from store.db import Database, now_iso, s
+from store.db import Database, s
 from store.migration.conflicts import read_conflicts
 from store.migration.flag import read_flag
 from store.migration.rows import same_data
 from tests.support.app import make_app
-from tests.support.helpers import WebClient, scan_all, wait_for
+from tests.support.helpers import WebClient, wait_for
+from tests.support.late_writes import v1_edit, v1_item_ids
 
 
 @pytest.fixture(params=["thread", "request"])
@@ -24,15 +25,6 @@ def app(request: pytest.FixtureRequest, ddb_client: Any, table_name: str) -> Ite
     )
     yield built
     latesync.stop(built)
-
-
-def v1_edit(database: Database, item_id: str, title: str) -> None:
-    database.client.update_item(
-        TableName=database.table,
-        Key=keys.v1_item(item_id),
-        UpdateExpression="SET title = :t, updatedAt = :now",
-        ExpressionAttributeValues={":t": s(title), ":now": s(now_iso())},
-    )
 
 
 def signed_in_owner(web: WebClient, accounts: list[Any]) -> None:
@@ -47,8 +39,7 @@ def test_late_v1_writes_arrive_by_themselves_and_owners_see_conflicts(
 ):
     signed_in_owner(web, seed(items=6, settings=1, members=2))
     workspace_id = read_flag(database).workspace_id
-    v1_ids = sorted(r["PK"]["S"][5:] for r in scan_all(database) if r["SK"]["S"] == "ITEM")
-    late, conflicted = v1_ids[:2]
+    late, conflicted = v1_item_ids(database)[:2]
     found = items.get_item(database, workspace_id, conflicted)
     items.update_item(database, found, items.ItemFields(title="people's title"))
     v1_edit(database, late, "late v1 title")

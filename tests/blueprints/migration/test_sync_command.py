@@ -5,25 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from store import items, keys
-from store.db import Database, now_iso, s
+from store.db import Database, s
 from store.migration.rows import same_data
 from tests.support.helpers import scan_all
+from tests.support.late_writes import v1_edit, v1_item_ids
 from tests.support.migration import migrate
-
-
-def v1_item_ids(database: Database) -> list[str]:
-    return sorted(
-        r["PK"]["S"].removeprefix("ITEM#") for r in scan_all(database) if r["SK"]["S"] == "ITEM"
-    )
-
-
-def v1_edit(database: Database, item_id: str, title: str) -> None:
-    database.client.update_item(
-        TableName=database.table,
-        Key=keys.v1_item(item_id),
-        UpdateExpression="SET title = :t, updatedAt = :now",
-        ExpressionAttributeValues={":t": s(title), ":now": s(now_iso())},
-    )
 
 
 def test_sync_refuses_before_the_flag(runner: Any, seed: Any, database: Database):

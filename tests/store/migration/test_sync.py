@@ -17,6 +17,7 @@ from store.migration.conflicts import DELETE, EDIT, read_conflicts
 from store.migration.rows import same_data
 from store.migration.sync import Target, find_target
 from tests.support.helpers import seed_v1
+from tests.support.late_writes import v1_delete, v1_edit, v1_insert, v1_item_ids
 from tests.support.migration import migrate
 
 
@@ -38,42 +39,6 @@ def v2_item(database: Database, target: Target, item_id: str) -> dict[str, Any] 
     return database.get(keys.item(target.workspace_id, item_id), consistent=True)
 
 
-def item_ids(database: Database) -> list[str]:
-    rows = database.client.scan(TableName=database.table, ConsistentRead=True)["Items"]
-    return sorted(
-        r["PK"]["S"][len("ITEM#") :]
-        for r in rows
-        if r["PK"]["S"].startswith("ITEM#") and r["SK"]["S"] == "ITEM"
-    )
-
-
-def v1_edit(database: Database, item_id: str, title: str) -> None:
-    """What a v1 server does on an edit: a new title and updatedAt, every other attribute kept."""
-    database.client.update_item(
-        TableName=database.table,
-        Key=keys.v1_item(item_id),
-        UpdateExpression="SET title = :t, updatedAt = :now",
-        ExpressionAttributeValues={":t": s(title), ":now": s(now_iso())},
-    )
-
-
-def v1_insert(database: Database, item_id: str) -> None:
-    now = now_iso()
-    row = {
-        **keys.v1_item(item_id),
-        "title": s("late insert"),
-        "status": s("open"),
-        "createdAt": s(now),
-        "updatedAt": s(now),
-        "createdBy": s("u-v1"),
-    }
-    database.client.put_item(TableName=database.table, Item=row)
-
-
-def v1_delete(database: Database, item_id: str) -> None:
-    database.client.delete_item(TableName=database.table, Key=keys.v1_item(item_id))
-
-
 def in_sync(database: Database, target: Target, item_id: str) -> bool:
     v1, v2 = v1_item(database, item_id), v2_item(database, target, item_id)
     return (v1 is None and v2 is None) or (v1 is not None and same_data(v1, v2))
@@ -81,7 +46,7 @@ def in_sync(database: Database, target: Target, item_id: str) -> bool:
 
 @pytest.mark.parametrize("full", [False, True], ids=["stream", "full"])
 def test_late_v1_edits_inserts_and_deletes_reach_v2(database: Database, target: Target, full):
-    edited, deleted = item_ids(database)[:2]
+    edited, deleted = v1_item_ids(database)[:2]
     v1_edit(database, edited, "edited late in v1")
     v1_insert(database, "late1")
     v1_delete(database, deleted)
@@ -97,7 +62,7 @@ def test_late_v1_edits_inserts_and_deletes_reach_v2(database: Database, target: 
 
 
 def test_catching_up_twice_applies_nothing_the_second_time(database: Database, target: Target):
-    v1_edit(database, item_ids(database)[0], "once")
+    v1_edit(database, v1_item_ids(database)[0], "once")
     assert catch_up(database, target).tally.applied == 1
     again = catch_up(database, target)
     assert (again.tally.applied, again.tally.unchanged) == (0, 0)
@@ -105,7 +70,7 @@ def test_catching_up_twice_applies_nothing_the_second_time(database: Database, t
 
 
 def test_a_v2_edit_wins_over_a_late_v1_edit_and_is_reported(database: Database, target: Target):
-    item_id = item_ids(database)[0]
+    item_id = v1_item_ids(database)[0]
     found = items.get_item(database, target.workspace_id, item_id)
     items.update_item(database, found, items.ItemFields(title="people's title"))
     v1_edit(database, item_id, "v1's late title")
@@ -121,7 +86,7 @@ def test_a_v2_edit_wins_over_a_late_v1_edit_and_is_reported(database: Database, 
 
 
 def test_a_row_deleted_in_v2_is_never_brought_back(database: Database, target: Target):
-    item_id = item_ids(database)[0]
+    item_id = v1_item_ids(database)[0]
     assert items.delete_item(database, target.workspace_id, item_id)
     v1_edit(database, item_id, "v1 still edits it")
 
@@ -135,7 +100,7 @@ def test_a_row_deleted_in_v2_is_never_brought_back(database: Database, target: T
 def test_a_v1_delete_of_a_row_changed_in_v2_keeps_v2_and_is_reported(
     database: Database, target: Target
 ):
-    item_id = item_ids(database)[0]
+    item_id = v1_item_ids(database)[0]
     items.set_status(database, target.workspace_id, item_id, "done")
     v1_delete(database, item_id)
 
@@ -150,7 +115,7 @@ def test_v2_rows_people_changed_with_v1_untouched_are_left_alone(
     database: Database, target: Target
 ):
     """A full comparison sees v1 and v2 differ, but v1 did nothing since the copy."""
-    item_id = item_ids(database)[0]
+    item_id = v1_item_ids(database)[0]
     items.set_status(database, target.workspace_id, item_id, "done")
     settings.save_settings(database, target.workspace_id, {"timezone": "Europe/Berlin"})
 
@@ -201,7 +166,7 @@ def test_without_a_stream_it_compares_every_row(streamless: Database):
     seed_v1(streamless, items=5, settings=1, members=2, seed=3)
     assert migrate(streamless) is not None
     target = find_target(streamless)
-    deleted = item_ids(streamless)[0]
+    deleted = v1_item_ids(streamless)[0]
     v1_insert(streamless, "late2")
     v1_delete(streamless, deleted)
 
