@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
 from store import keys
 from store.db import Database, now_iso, s
 from tests.support.helpers import scan_all
@@ -40,3 +45,56 @@ def v1_insert(database: Database, item_id: str, title: str = "late insert") -> N
 
 def v1_delete(database: Database, item_id: str) -> None:
     database.client.delete_item(TableName=database.table, Key=keys.v1_item(item_id))
+
+
+@dataclass
+class V1Writer:
+    """A v1 server that keeps writing: about ``per_second`` edits, inserts and deletes of v1
+    items, from its own thread, until stopped (at most ``max_seconds``). It remembers when it
+    last wrote each item, so a test can tell which late writes must reach v2."""
+
+    database: Database
+    ids: list[str]
+    per_second: float = 30.0
+    max_seconds: float = 120.0
+    seed: int = 9
+    last_write: dict[str, float] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    writes: int = 0
+    stopped_at: float | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> V1Writer:
+        self.started_at = time.time()
+        self._thread = threading.Thread(target=self._run, name="v1-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.stopped_at = time.time()
+
+    def _run(self) -> None:
+        rng = random.Random(self.seed)
+        deadline = time.monotonic() + self.max_seconds
+        inserted = 0
+        while not self._stop.wait(1 / self.per_second) and time.monotonic() < deadline:
+            roll = rng.random()
+            if roll < 0.15:
+                inserted += 1
+                item_id = f"late-{self.seed}-{inserted}"
+                v1_insert(self.database, item_id)
+                self.ids.append(item_id)
+                self.deleted.discard(item_id)
+            elif roll < 0.25 and len(self.ids) > 10:
+                item_id = self.ids.pop(rng.randrange(len(self.ids)))
+                v1_delete(self.database, item_id)
+                self.deleted.add(item_id)
+            else:
+                item_id = rng.choice(self.ids)
+                v1_edit(self.database, item_id, f"v1 edit {self.writes}")
+            self.last_write[item_id] = time.time()
+            self.writes += 1
