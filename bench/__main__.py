@@ -19,6 +19,7 @@ from typing import Any
 
 from werkzeug.security import generate_password_hash
 
+from bench import rolling
 from devtools import embedded_db
 from store import batch, keys, schema
 from store.db import Database, build_client
@@ -88,11 +89,13 @@ def floor_copy(database: Database, *, fenced: bool = False) -> None:
         list(pool.map(segment, range(WRITERS)))
 
 
-def make_app(client: Any, table: str) -> Any:
+def make_app(client: Any, table: str, **overrides: Any) -> Any:
     from app import create_app
 
     return create_app(
         {
+            "MIGRATION_SYNC_SECONDS": 0,  # no late-write poller counted in the pages table
+            **overrides,
             "TESTING": True,
             "APP_ENV": "development",
             "SECRET_KEY": "bench-" + "k" * 40,
@@ -259,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             migration_table(client, [100, 1000, 10_000], {100: 7, 1000: 5, 10_000: 3})
             pages_table(client, [100, 10_000], requests=50)
             memory_table(client, [10_000, 100_000])
+        rolling.rolling_table(client, seed, make_app, signed_in_client, quick=args.quick)
     finally:
         server.stop()
     return 0
