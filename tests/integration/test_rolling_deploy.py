@@ -77,19 +77,21 @@ def run_deploy(server: LiveServer) -> tuple[Database, str, V1Writer, dict[str, f
     db = server.database
     accounts = seed_v1(db, items=ITEMS, settings=3, members=3, seed=4)
     writer = V1Writer(db, v1_item_ids(db)).start()
-    time.sleep(1.0)
-    owner = next(a for a in accounts if a.role == "owner")
-    visitor = Visitor(server.url)
-    visitor.login(owner.email)
-    arrive(visitor, "/")
-    flag = read_flag(db)
-    assert flag is not None and flag.workspace_id
-    # People change rows the v1 server keeps writing to (its ids, as of now).
-    people = people_change_some(db, flag.workspace_id, list(writer.ids))
-    time.sleep(3.0)
-    writer.stop()
+    try:
+        time.sleep(1.0)
+        owner = next(a for a in accounts if a.role == "owner")
+        visitor = Visitor(server.url)
+        visitor.login(owner.email)
+        arrive(visitor, "/workspaces")
+        flag = read_flag(db)
+        assert flag is not None and flag.workspace_id
+        # People change rows the v1 server keeps writing to (its ids, as of now).
+        people = people_change_some(db, flag.workspace_id, list(writer.ids))
+        time.sleep(3.0)
+    finally:
+        writer.stop()
     assert writer.writes > 60, "the v1 writer barely wrote"
-    visitor.get("/")  # a request after the flag: the background sync runs from here on
+    visitor.get("/workspaces")  # a request after the flag: the background sync starts
     return db, flag.workspace_id, writer, people
 
 

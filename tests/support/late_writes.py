@@ -79,9 +79,15 @@ class V1Writer:
 
     def _run(self) -> None:
         rng = random.Random(self.seed)
-        deadline = time.monotonic() + self.max_seconds
+        start = time.monotonic()
+        deadline = start + self.max_seconds
         inserted = 0
-        while not self._stop.wait(1 / self.per_second) and time.monotonic() < deadline:
+        # On a schedule, not a fixed pause: a slow write does not lower the rate aimed at.
+        while not self._stop.wait(
+            max(0.0, start + self.writes / self.per_second - time.monotonic())
+        ):
+            if time.monotonic() > deadline:
+                return
             roll = rng.random()
             if roll < 0.15:
                 inserted += 1
