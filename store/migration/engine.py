@@ -52,6 +52,7 @@ from .rows import (
     storable_problem,
     workspace_row,
 )
+from .stream import changes_reach_v2_later
 from .v1 import count_v1, scan_v1_items, v1_partition
 
 log = logging.getLogger(__name__)
@@ -299,6 +300,11 @@ class Migration(Heartbeating, FencedWrites):
             kept = {name: self.progress.kept.get(name, 0) for name in copied}
         differ = {name for name in copied if copied[name] + kept[name] != v1[name]}
         if not differ:
+            return kept
+        if changes_reach_v2_later(self.db, self.run.claim.started_at):
+            # A v1 server still writing (a rolling deploy): the stream holds every change
+            # since the copy began, and the late-write sync applies them after the flag.
+            log.info("migration: v1 changed during the copy; the late-write sync applies it")
             return kept
         log.warning(
             "migration run %s: v1 %s changed during the copy (v1 %s, copied %s, kept back %s)",

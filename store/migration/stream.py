@@ -86,6 +86,18 @@ def stream_arn(db: Database) -> str | None:
     return arn
 
 
+def changes_reach_v2_later(db: Database, copy_started: str) -> bool:
+    """Whether every v1 write since ``copy_started`` is in the table's stream (it existed
+    before the copy began), so the late-write sync applies them after the flag: a copy that
+    finds v1 changed under it (a v1 server still writing) need not start over."""
+    arn = stream_arn(db)
+    if arn is None:
+        return False
+    description = db.streams.describe_stream(StreamArn=arn, Limit=1)["StreamDescription"]
+    created = description.get("CreationRequestDateTime")
+    return created is not None and created - MARGIN <= parse_iso(copy_started)
+
+
 def mark_covered(db: Database, arn: str | None, since: str) -> None:
     """Everything v1 wrote before ``since`` is applied (a full comparison began then): the
     stream is followed from there on, from each shard's start (records before ``since`` are

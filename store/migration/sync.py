@@ -9,9 +9,10 @@ rows after the copy passed them (PRODUCT.md promise 13). Each such key is **appl
 * if v2 already equals v1 there is nothing to do;
 * if people changed the row in v2 (it carries ``changes.CHANGED_AT``, or its tombstone
   exists), v2 wins: the v1 write becomes a **conflict** record (``conflicts``), never a write;
-* otherwise the v1 row's copy is put (or, v1 having deleted it, the copy deleted) in one
-  transaction conditional on the copy still being as read and unmarked and on no tombstone,
-  so a person's edit landing in between refuses it. Members keep the workspace's
+* otherwise the v1 row's copy is put (or, v1 having deleted it, the copy deleted) on
+  condition that the copy is still as read and unmarked (and, where it was absent, in a
+  transaction with a check that no tombstone appeared), so a person's edit or delete landing
+  in between refuses it. Members keep the workspace's
   ``ownerCount`` in the same transaction, and the ByUser index attributes come with the copy.
   A row v2 cannot store is recorded as kept back (``kept``) instead;
 * every key written is read again: the loop ends only when v1 and v2 agree (or a conflict
@@ -19,14 +20,13 @@ rows after the copy passed them (PRODUCT.md promise 13). Each such key is **appl
   corrected by whichever write came last.
 
 Which keys to apply comes from the table's stream (``stream``) or, where there is none or it
-has expired, from the **full comparison** here: every v1 row against its copy, and every
-unmarked v2 row of the migrated workspace whose v1 row is gone.
-"""
+has expired, from the **full comparison** (``catchup``)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,13 +35,23 @@ from botocore.exceptions import ClientError
 from store import keys
 from store.batch import get_many
 from store.changes import CHANGED_AT
-from store.db import Database, RawItem, cancellation_reasons, error_code, n, now_iso, s, text
+from store.db import (
+    IF_ABSENT,
+    Database,
+    RawItem,
+    cancellation_reasons,
+    condition_failed,
+    error_code,
+    n,
+    now_iso,
+    text,
+)
 from store.workspaces import OWNER_COUNT
 
 from .claim import read_claim
 from .conflicts import CHANGED_IN_V2, DELETE, DELETED_IN_V2, EDIT, INSERT, record_conflict
 from .flag import read_flag
-from .kept import kept_by_id, record_action, record_id
+from .kept import record_action
 from .rows import (
     ITEM,
     MEMBER,
@@ -52,7 +62,6 @@ from .rows import (
     setting_copy,
     storable_problem,
 )
-from .v1 import scan_v1_items, v1_partition
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +70,8 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 5
 # Keys applied together: three reads per key in one BatchGetItem of at most 100.
 KEYS_PER_BATCH = 33
+# Writes sent side by side within a batch.
+WRITERS = 4
 
 
 @dataclass(frozen=True)
@@ -168,9 +179,11 @@ def _apply_batch(db: Database, target: Target, batch: list[Change]) -> Tally:
             wanted += [change.v1_key, copy_key, keys.tombstone(copy_key)]
         found = get_many(db, wanted)
         again = []
-        for position, change in enumerate(batch):
-            v1_row, v2_row, gone = found[3 * position : 3 * position + 3]
-            outcome = _apply_one(db, target, change, v1_row, v2_row, gone)
+        rows = [found[3 * p : 3 * p + 3] for p in range(len(batch))]
+        # Writes to different keys are independent: sent side by side.
+        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+            outcomes = list(pool.map(lambda c, r: _apply_one(db, target, c, *r), batch, rows))
+        for change, outcome in zip(batch, outcomes, strict=True):
             key = (change.v1_pk, change.v1_sk)
             if outcome == "write":
                 written.add(key)
@@ -217,16 +230,29 @@ def _apply_one(
             _record(db, change, v1_row, v2_row)
             return "conflict"
         return "same"  # v2 changed it, and v1 did nothing since the copy: nothing to apply
-    action = _put(db, target, copy, v2_row) if copy else _delete(db, target, v2_row)
+    actions = _put(db, target, copy, v2_row) if copy else _delete(db, target, v2_row)
     try:
-        _transact(db, action)
+        _send(db, actions)
     except ClientError as exc:
+        if condition_failed(exc):
+            return "raced"
         if error_code(exc) != "TransactionCanceledException":
             raise
-        if set(cancellation_reasons(exc)) - {"ConditionalCheckFailed", "None", None}:
+        raced = {"ConditionalCheckFailed", "TransactionConflict", "None", None}
+        if set(cancellation_reasons(exc)) - raced:
             raise
         return "raced"
     return "write"
+
+
+def _send(db: Database, actions: list[Any]) -> None:
+    """One conditional PutItem/DeleteItem where one row is written (cheaper than a
+    transaction, and DynamoDB Local runs transactions one at a time), else a transaction."""
+    if len(actions) > 1:
+        _transact(db, actions)
+        return
+    ((kind, params),) = actions[0].items()
+    {"Put": db.client.put_item, "Delete": db.client.delete_item}[kind](**params)
 
 
 def _is_late(target: Target, change: Change, v1_row: RawItem | None) -> bool:
@@ -306,17 +332,13 @@ def _put(db: Database, target: Target, copy: RawItem, v2_row: RawItem | None) ->
         put["ExpressionAttributeNames"] = names
     if values:
         put["ExpressionAttributeValues"] = values
-    tombstone = keys.tombstone({keys.PK: copy[keys.PK], keys.SK: copy[keys.SK]})
-    actions: list[Any] = [
-        {"Put": put},
-        {
-            "ConditionCheck": {
-                "TableName": db.table,
-                "Key": tombstone,
-                "ConditionExpression": "attribute_not_exists(PK)",
-            }
-        },
-    ]
+    actions: list[Any] = [{"Put": put}]
+    if v2_row is None:
+        # Absent when read: people may have deleted it since, leaving a tombstone. (Present
+        # when read, the condition on the copy as read refuses the put once it is deleted.)
+        tombstone = keys.tombstone({keys.PK: copy[keys.PK], keys.SK: copy[keys.SK]})
+        check = {"TableName": db.table, "Key": tombstone, "ConditionExpression": IF_ABSENT}
+        actions.append({"ConditionCheck": check})
     delta = _owner_delta(v2_row, copy) if _kind_of(copy) == MEMBER else 0
     if delta:
         actions.append(_owner_update(db, target, delta))
@@ -350,64 +372,3 @@ def _kind_of(row: RawItem) -> str:
 
 def _transact(db: Database, actions: list[Any]) -> None:
     db.client.transact_write_items(TransactItems=actions)
-
-
-# --- the full comparison --------------------------------------------------------------------
-
-
-def full_comparison(db: Database, target: Target) -> Tally:
-    """Every v1 row against its copy, then every unmarked copy whose v1 row is gone; each
-    key that differs is applied as above."""
-    tally = Tally()
-    kept = kept_by_id(db)
-    for batch in _v1_batches(db):
-        # A row kept back stays in v1 with its record; it is not asked again every pass.
-        batch = [c for c in batch if record_id(c.kind, c.v1_key) not in kept]
-        tally.add(apply_changes(db, target, _differing(db, target, batch)))
-    for batch in _orphan_batches(db, target):
-        tally.add(apply_changes(db, target, batch))
-    return tally
-
-
-def _v1_batches(db: Database) -> Iterator[list[Change]]:
-    for pk in (keys.V1_SETTINGS_PK, keys.V1_MEMBERS_PK):
-        rows = v1_partition(db, pk)
-        yield [c for r in rows if (c := change_for(r[keys.PK]["S"], r[keys.SK]["S"]))]
-    for rows, _ in scan_v1_items(db, page_limit=100):
-        yield [c for r in rows if (c := change_for(r[keys.PK]["S"], r[keys.SK]["S"]))]
-
-
-def _differing(db: Database, target: Target, batch: list[Change]) -> list[Change]:
-    """The changes of a page whose v1 row and copy differ (one BatchGetItem of both)."""
-    found = get_many(db, [k for c in batch for k in (c.v1_key, v2_key(target, c))])
-    differing = []
-    for position, change in enumerate(batch):
-        v1_row, v2_row = found[2 * position : 2 * position + 2]
-        if v1_row is None or not same_data(v1_row, v2_row, change.kind):
-            differing.append(change)
-    return differing
-
-
-def _orphan_batches(db: Database, target: Target) -> Iterator[list[Change]]:
-    """Copies without the marker whose v1 row no longer exists (v1 deleted it). Whole rows
-    are read: a projection would not lower the read capacity a Query consumes."""
-    pk = keys.workspace_pk(target.workspace_id)
-    for prefix in (keys.ITEM_PREFIX, keys.SETTING_PREFIX, keys.MEMBER_PREFIX):
-        for page in db.query_pages(
-            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-            ExpressionAttributeValues={":pk": s(pk), ":prefix": s(prefix)},
-            ConsistentRead=True,
-        ):
-            unmarked = [r[keys.SK]["S"] for r in page.get("Items", []) if CHANGED_AT not in r]
-            changes = [_v1_change_of(prefix, sk) for sk in unmarked]
-            found = get_many(db, [c.v1_key for c in changes])
-            yield [c for c, row in zip(changes, found, strict=True) if row is None]
-
-
-def _v1_change_of(prefix: str, v2_sk: str) -> Change:
-    name = keys.suffix(v2_sk, prefix)
-    if prefix == keys.ITEM_PREFIX:
-        return Change(ITEM, keys.V1_ITEM_PREFIX + name, keys.V1_ITEM_SK)
-    if prefix == keys.SETTING_PREFIX:
-        return Change(SETTING, keys.V1_SETTINGS_PK, name)
-    return Change(MEMBER, keys.V1_MEMBERS_PK, name)

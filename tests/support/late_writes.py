@@ -6,10 +6,14 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
 
 from store import keys
 from store.db import Database, now_iso, s
-from tests.support.helpers import scan_all
+from store.migration import sync
+from tests.support.helpers import is_moto, scan_all
 
 
 def v1_item_ids(database: Database) -> list[str]:
@@ -104,3 +108,9 @@ class V1Writer:
                 v1_edit(self.database, item_id, f"v1 edit {self.writes}")
             self.last_write[item_id] = time.time()
             self.writes += 1
+
+
+def one_writer_on_moto(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto runs transactions without a lock, so the sync sends one write at a time there."""
+    if is_moto(client):
+        monkeypatch.setattr(sync, "WRITERS", 1)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from store import items, keys
 from store.db import Database, s
 from store.migration.rows import same_data
 from tests.support.helpers import scan_all
-from tests.support.late_writes import v1_edit, v1_item_ids
+from tests.support.late_writes import one_writer_on_moto, v1_edit, v1_item_ids
 from tests.support.migration import migrate
+
+
+@pytest.fixture(autouse=True)
+def _one_writer_on_moto(ddb_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    one_writer_on_moto(ddb_client, monkeypatch)
 
 
 def test_sync_refuses_before_the_flag(runner: Any, seed: Any, database: Database):
