@@ -106,15 +106,15 @@ def one_run(client: Any, items: int, rate: float, seed: Any, make_app: Any, sign
     copied = time.perf_counter()
     flag = read_flag(database)
     assert flag is not None and flag.workspace_id, "the migration did not finish"
+    browser.get("/")  # people keep using the app: a request after the flag starts the sync
     time.sleep(AFTER_FLAG_SECONDS)
     writer.stop_now.set()
     writer.join()
     last = writer.times[-1]
-    browser.get("/")  # a request after the flag starts the background sync
     while not caught_up(database, flag.workspace_id):
         if time.perf_counter() - last > 300:
             raise RuntimeError("v2 did not catch up within 5 minutes")
-        time.sleep(0.25)
+        time.sleep(0.5)
     lag = time.perf_counter() - last
     during = sum(1 for t in writer.times if started <= t <= copied)
     latesync.stop(app)
