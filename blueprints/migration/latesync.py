@@ -26,6 +26,7 @@ import atexit
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
@@ -100,12 +101,13 @@ def state(app: Flask | None = None) -> LateSync | None:
     return found
 
 
-def tick(mode: str) -> None:
-    """Called on requests once the flag is seen: cheap unless a poll is due."""
+def tick(mode: Callable[[], str]) -> None:
+    """Called on requests once the flag is seen: cheap unless a poll is due. ``mode``: the
+    process's migration mode (asked only when the sync is on)."""
     syncer = state()
     if syncer is None:
         return
-    if mode != MODE_REQUEST:
+    if mode() != MODE_REQUEST:
         if syncer.thread is None or not syncer.thread.is_alive():
             _start_thread(current_app._get_current_object(), syncer)  # type: ignore[attr-defined]
         return

@@ -44,7 +44,8 @@ def gate():
     """Before any signed-in page: until the flag exists, send people to the preparing page.
     After it, late v1 writes are applied by themselves (``latesync``: cheap unless due)."""
     if runner.state().flag_seen:
-        latesync.tick(runner.mode(current_app._get_current_object()))  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        latesync.tick(lambda: runner.mode(app))
         return None
     if request.blueprint == bp.name:
         return None
