@@ -22,7 +22,7 @@ legacy_cli = AppGroup("legacy", help="v1 data: a demo data set for development a
 def db_init() -> None:
     """Create the table if missing, or add what v2 needs to a v1 table; rows are untouched."""
     database = get_db()
-    done = schema.ensure_table(database.client, database.table, report=click.echo)
+    done = schema.ensure_table(database.client, database.table, report=click.echo, stream=True)
     for line in done or ["nothing to do"]:
         click.echo(line)
     # Checked on every run, not only at creation: a deploy may move the app to another server.

@@ -91,7 +91,7 @@ def one_run(client: Any, items: int, rate: float, seed: Any, make_app: Any, sign
     from blueprints.migration import latesync, runner
 
     name = f"bench-rolling-{uuid.uuid4().hex[:8]}"
-    schema.ensure_table(client, name, poll=0.05)
+    schema.ensure_table(client, name, poll=0.05, stream=True)  # as db init makes it
     database = Database(client=client, table=name)
     accounts = seed(database, items)
     app = make_app(client, name, MIGRATION_SYNC_SECONDS=0.5)

@@ -98,10 +98,11 @@ def ensure_table(
     poll: float = 2.0,
     timeout: float = 900.0,
     report: Report = lambda _line: None,
-    stream: bool = True,
+    stream: bool = False,
 ) -> list[str]:
     """Create the table or add what v2 needs to a v1 table; return what was done.
-    ``stream``: turn on the table's stream, where late v1 writes are read from."""
+    ``stream``: turn on the table's stream, where late v1 writes are read from (``db init``
+    does; tables made for tests and benchmarks need not pay for one)."""
     done: list[str] = []
     description = _describe(client, table)
     if description is None:

@@ -113,8 +113,6 @@ def _table(status: str, index_status: str = "ACTIVE") -> dict[str, Any]:
         "Table": {
             "TableName": "tbl",
             "TableStatus": status,
-            # Already on (a table db init has seen): these tests are about waiting and races.
-            "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
             "GlobalSecondaryIndexes": [
                 {"IndexName": name, "IndexStatus": index_status} for name in sorted(V2_INDEXES)
             ],

@@ -19,13 +19,16 @@ def stream_of(client: Any, table: str) -> dict[str, Any]:
     return spec
 
 
-def test_db_init_turns_the_stream_on_once(database: Database):
+def test_db_init_turns_the_stream_on_once(runner: Any, database: Database):
+    first = runner.invoke(args=["db", "init"])
+    assert first.exit_code == 0, first.output
+    assert "enabled the table's stream (NEW_AND_OLD_IMAGES)" in first.output
     assert stream_of(database.client, database.table) == {
         "StreamEnabled": True,
         "StreamViewType": "NEW_AND_OLD_IMAGES",
     }
-    again = schema.ensure_table(database.client, database.table, poll=0.01)
-    assert not [line for line in again if "stream" in line]
+    again = runner.invoke(args=["db", "init"])
+    assert again.exit_code == 0 and "stream" not in again.output, again.output
     assert capabilities.check(database.client, database.table).optional == []
 
 
@@ -36,7 +39,7 @@ def test_a_table_without_a_stream_gets_one_and_the_check_reports_it_optional(ddb
         report = capabilities.check(ddb_client, name)
         assert report.ready and "no stream on the table" in report.optional[0]
 
-        done = schema.ensure_table(ddb_client, name, poll=0.05)
+        done = schema.ensure_table(ddb_client, name, poll=0.05, stream=True)
 
         assert "enabled the table's stream (NEW_AND_OLD_IMAGES)" in done
         assert stream_of(ddb_client, name)["StreamEnabled"] is True
@@ -56,7 +59,7 @@ def test_a_server_without_streams_is_used_and_says_so(ddb_client: Any, monkeypat
 
     monkeypatch.setattr(ddb_client, "update_table", refuse)
     try:
-        done = schema.ensure_table(ddb_client, name, poll=0.05)
+        done = schema.ensure_table(ddb_client, name, poll=0.05, stream=True)
         assert any(line.startswith("streams not supported by this server") for line in done)
     finally:
         monkeypatch.undo()

@@ -15,7 +15,12 @@ from store.migration.flag import read_flag
 from store.migration.rows import same_data
 from tests.support.app import make_app
 from tests.support.helpers import WebClient, wait_for
-from tests.support.late_writes import one_writer_on_moto, v1_edit, v1_item_ids
+from tests.support.late_writes import one_writer_on_moto, stream_table, v1_edit, v1_item_ids
+
+
+@pytest.fixture
+def table_name(ddb_client: Any) -> Iterator[str]:
+    yield from stream_table(ddb_client)
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,8 +11,13 @@ from store import items, keys
 from store.db import Database, s
 from store.migration.rows import same_data
 from tests.support.helpers import scan_all
-from tests.support.late_writes import one_writer_on_moto, v1_edit, v1_item_ids
+from tests.support.late_writes import one_writer_on_moto, stream_table, v1_edit, v1_item_ids
 from tests.support.migration import migrate
+
+
+@pytest.fixture
+def table_name(ddb_client: Any) -> Iterator[str]:
+    yield from stream_table(ddb_client)
 
 
 @pytest.fixture(autouse=True)

@@ -150,11 +150,8 @@ def test_a_row_dynamodb_refuses_that_the_check_missed_is_kept_back_with_its_mess
 
 
 def test_v1_rows_added_during_the_copy_reset_the_counts_and_the_next_run_copies_again(
-    database, seed, monkeypatch
+    database, seed
 ):
-    # Without a stream (with one, the late-write sync applies them: tests/store/migration/
-    # test_sync_during_copy.py).
-    monkeypatch.setattr(engine, "changes_reach_v2_later", lambda *_: False)
     seed(items=15, settings=1, members=1)
     kept_back.write(database, [kept_back.item("num", createdAt={"N": "5"})])
     kept_back.db_init(database)

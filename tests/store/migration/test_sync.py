@@ -17,8 +17,20 @@ from store.migration.conflicts import DELETE, EDIT, read_conflicts
 from store.migration.rows import same_data
 from store.migration.sync import Target, find_target
 from tests.support.helpers import seed_v1
-from tests.support.late_writes import one_writer_on_moto, v1_delete, v1_edit, v1_insert, v1_item_ids
+from tests.support.late_writes import (
+    one_writer_on_moto,
+    stream_table,
+    v1_delete,
+    v1_edit,
+    v1_insert,
+    v1_item_ids,
+)
 from tests.support.migration import migrate
+
+
+@pytest.fixture
+def table_name(ddb_client: Any) -> Iterator[str]:
+    yield from stream_table(ddb_client)
 
 
 @pytest.fixture(autouse=True)

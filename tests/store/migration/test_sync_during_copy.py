@@ -3,6 +3,7 @@ late-write sync applies those writes after the flag)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,8 +13,19 @@ from store.db import Database
 from store.migration.catchup import catch_up
 from store.migration.rows import same_data
 from store.migration.sync import find_target
-from tests.support.late_writes import one_writer_on_moto, v1_delete, v1_insert, v1_item_ids
+from tests.support.late_writes import (
+    one_writer_on_moto,
+    stream_table,
+    v1_delete,
+    v1_insert,
+    v1_item_ids,
+)
 from tests.support.migration import FAST, migrate
+
+
+@pytest.fixture
+def table_name(ddb_client: Any) -> Iterator[str]:
+    yield from stream_table(ddb_client)
 
 
 @pytest.fixture(autouse=True)
