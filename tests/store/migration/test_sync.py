@@ -25,7 +25,7 @@ from tests.support.late_writes import (
     v1_insert,
     v1_item_ids,
 )
-from tests.support.migration import migrate
+from tests.support.migration import FAST, migrate
 
 
 @pytest.fixture
@@ -193,3 +193,27 @@ def test_without_a_stream_it_compares_every_row(streamless: Database):
     assert done.tally.applied == 2
     assert in_sync(streamless, target, "late2")
     assert v2_item(streamless, target, deleted) is None
+
+
+def test_v1_writes_during_the_copy_do_not_restart_it_and_reach_v2_after(
+    database: Database, seed: Any
+):
+    seed(items=15, settings=1, members=1)
+    gone = v1_item_ids(database)[0]
+    scanned: set[int] = set()
+
+    def v1_server_writes(segment: int) -> None:
+        # Once every scan segment has passed: an insert and a delete the copy cannot see.
+        scanned.add(segment)
+        if len(scanned) == FAST.segments and not database.get(keys.v1_item("during")):
+            v1_insert(database, "during")
+            v1_delete(database, gone)
+
+    flag = migrate(database, on_page=v1_server_writes)
+
+    assert flag is not None, "the copy started over"
+    assert (flag.items, database.get(keys.item(flag.workspace_id, "during"))) == (15, None)
+    catch_up(database, find_target(database))
+    copy = database.get(keys.item(flag.workspace_id, "during"), consistent=True)
+    assert same_data(database.get(keys.v1_item("during"), consistent=True), copy)
+    assert database.get(keys.item(flag.workspace_id, gone), consistent=True) is None
