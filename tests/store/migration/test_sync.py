@@ -207,6 +207,7 @@ def test_v1_writes_during_the_copy_do_not_restart_it_and_reach_v2_after(
         scanned.add(segment)
         if len(scanned) == FAST.segments and not database.get(keys.v1_item("during")):
             v1_insert(database, "during")
+            v1_insert(database, "during2")  # the counts now differ by one
             v1_delete(database, gone)
 
     flag = migrate(database, on_page=v1_server_writes)
