@@ -22,7 +22,7 @@ legacy_cli = AppGroup("legacy", help="v1 data: a demo data set for development a
 def db_init() -> None:
     """Create the table if missing, or add what v2 needs to a v1 table; rows are untouched."""
     database = get_db()
-    done = schema.ensure_table(database.client, database.table, report=click.echo)
+    done = schema.ensure_table(database.client, database.table, report=click.echo, stream=True)
     for line in done or ["nothing to do"]:
         click.echo(line)
     # Checked on every run, not only at creation: a deploy may move the app to another server.
@@ -32,6 +32,8 @@ def db_init() -> None:
         for missing in server.missing:
             click.echo(f"  - {missing}", err=True)
         sys.exit(2)
+    for note in server.optional:
+        click.echo(f"optional: {note}")
     click.echo(f"table {database.table} is ready")
 
 

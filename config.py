@@ -21,6 +21,7 @@ MIN_SECRET_BYTES = 32
 # next request would see a live holder that is in fact done.
 MIGRATION_MODES = ("auto", "thread", "request")
 LEASE_BOUNDS = (1.0, 3600.0)
+SYNC_BOUNDS = (0, 60)
 BUDGET_BOUNDS = (0.1, 300.0)
 WRITER_BOUNDS = (1, 16)
 SLICE_BOUNDS = (0.1, 60.0)
@@ -71,6 +72,8 @@ def _migration_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "MIGRATION_WRITERS": _number(env, "MIGRATION_WRITERS", 4, WRITER_BOUNDS, int),
         "MIGRATION_SLICE_SECONDS": slice_seconds,
         "MIGRATION_MODE": mode,
+        # How often late v1 writes are applied by themselves after the flag; 0 turns it off.
+        "MIGRATION_SYNC_SECONDS": _number(env, "MIGRATION_SYNC_SECONDS", 2, SYNC_BOUNDS, float),
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from werkzeug.security import generate_password_hash
 
-from bench import copies
+from bench import copies, rolling
 from devtools import embedded_db
 from store import batch, schema
 from store.db import Database, build_client
@@ -65,11 +65,13 @@ def seed(database: Database, items: int) -> list[legacy.SeededAccount]:
     return accounts
 
 
-def make_app(client: Any, table: str) -> Any:
+def make_app(client: Any, table: str, **overrides: Any) -> Any:
     from app import create_app
 
     return create_app(
         {
+            "MIGRATION_SYNC_SECONDS": 0,  # no late-write poller counted in the pages table
+            **overrides,
             "TESTING": True,
             "APP_ENV": "development",
             "SECRET_KEY": "bench-" + "k" * 40,
@@ -301,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             pages_table(client, [100, 10_000], requests=50)
             memory_table(client, [10_000])
             end_to_end(client, 100_000)
+        rolling.rolling_table(client, seed, make_app, signed_in_client, quick=args.quick)
     finally:
         server.stop()
     return 0

@@ -28,6 +28,8 @@ PROBE_PREFIX = "PROBE#"
 @dataclass
 class Report:
     missing: list[str] = field(default_factory=list)
+    # What v2 can do without, each with what it does instead.
+    optional: list[str] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -138,5 +140,16 @@ def check(client: Any, table: str, report: Callable[[str], None] = lambda _: Non
                 result.missing.append(problem)
     finally:
         _clean_up(client, table, row, other, read)
+    if not _has_stream(client, table):
+        result.optional.append(
+            "no stream on the table: late v1 writes are found by comparing every row "
+            "(`migration sync` and the background sync), not read from the stream"
+        )
     report("server check: " + ("ready" if result.ready else f"{len(result.missing)} missing"))
     return result
+
+
+def _has_stream(client: Any, table: str) -> bool:
+    """Optional: where the table has a stream, late v1 writes are read from it."""
+    description = client.describe_table(TableName=table)["Table"]
+    return bool(description.get("StreamSpecification", {}).get("StreamEnabled"))

@@ -6,9 +6,9 @@ import decimal
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -25,6 +25,14 @@ _NUMBER_CONTEXT = decimal.Context(prec=200, Emax=999, Emin=-999, traps=[decimal.
 class Database:
     client: Any
     table: str
+    # The table's stream reader (``dynamodbstreams``), built on first use from ``client``.
+    _streams: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def streams(self) -> Any:
+        if self._streams is None:
+            self._streams = streams_client_for(self.client)
+        return self._streams
 
     def get(self, key: RawItem, *, consistent: bool = False) -> RawItem | None:
         response = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=consistent)
@@ -65,11 +73,13 @@ def build_client(
     read_timeout: float = 5.0,
     pool_size: int = 16,
     local_credentials: bool = False,
+    service: Literal["dynamodb", "dynamodbstreams"] = "dynamodb",
 ) -> Any:
     """A DynamoDB client with a retry mode and time budget chosen on purpose.
 
     botocore's default (legacy) mode makes 10 attempts for DynamoDB, ~25 s under throttling;
     standard mode with a small total keeps a page's worst case to a few seconds.
+    ``service="dynamodbstreams"`` builds the stream reader the same way.
     """
     config = Config(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
@@ -85,7 +95,29 @@ def build_client(
         # DynamoDB Local and moto accept any credentials but botocore refuses to sign without.
         kwargs["aws_access_key_id"] = "local"
         kwargs["aws_secret_access_key"] = "local"  # noqa: S105 - not a secret
+    if service == "dynamodbstreams":
+        return session.client("dynamodbstreams", **kwargs)
     return session.client("dynamodb", **kwargs)
+
+
+def streams_client_for(client: Any) -> Any:
+    """A ``dynamodbstreams`` client for the server ``client`` talks to, with its settings.
+
+    A DynamoDB-compatible server (DynamoDB Local, moto's server) answers streams on the same
+    endpoint; Amazon's has its own (``streams.dynamodb.<region>``), which botocore picks when
+    no endpoint is given."""
+    endpoint = client.meta.endpoint_url
+    if endpoint and endpoint.rstrip("/").endswith(".amazonaws.com"):
+        endpoint = None
+    config = client.meta.config
+    return build_client(
+        endpoint=endpoint,
+        region=client.meta.region_name,
+        max_attempts=(config.retries or {}).get("total_max_attempts", 3),
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        service="dynamodbstreams",
+    )
 
 
 def error_code(exc: ClientError) -> str:

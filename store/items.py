@@ -11,10 +11,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import keys
+from .changes import CHANGED_AT, tombstone_put
 from .db import (
     Database,
     RawItem,
+    cancellation_reasons,
     condition_failed,
+    error_code,
     new_id,
     now_iso,
     put_if_absent,
@@ -26,7 +29,7 @@ STATUSES = ("open", "done")
 # The form's fields and the DynamoDB type each must have for the form to edit it.
 FORM_FIELDS = {"title": "S", "notes": "S", "tags": "SS", "status": "S"}
 # Written by the app itself, never by a form.
-SYSTEM_ATTRIBUTES = (keys.PK, keys.SK, "createdAt", "updatedAt", "createdBy")
+SYSTEM_ATTRIBUTES = (keys.PK, keys.SK, "createdAt", "updatedAt", "createdBy", CHANGED_AT)
 MAX_ITEM_BYTES = 400 * 1024
 # DynamoDB's own accounting of an item differs slightly from any estimate; keep a margin.
 SIZE_MARGIN = 2 * 1024
@@ -184,6 +187,7 @@ def create_item(db: Database, workspace_id: str, fields: ItemFields, user_id: st
         "createdAt": s(created),
         "updatedAt": s(created),
         "createdBy": s(user_id),
+        CHANGED_AT: s(created),
     }
     row.update({name: value for name, value in _field_values(fields).items() if value})
     _check_size(row)
@@ -211,12 +215,12 @@ def update_item(db: Database, item: Item, fields: ItemFields) -> Item:
     updated = now_iso()
     new_row = {name: value for name, value in item.raw.items() if name not in values}
     new_row.update({name: value for name, value in values.items() if value is not None})
-    new_row["updatedAt"] = s(updated)
+    new_row["updatedAt"] = new_row[CHANGED_AT] = s(updated)
     _check_size(new_row)
 
-    names = {"#updatedAt": "updatedAt"}
+    names = {"#updatedAt": "updatedAt", "#changed": CHANGED_AT}
     attribute_values: dict[str, Any] = {":updatedAt": s(updated)}
-    sets = ["#updatedAt = :updatedAt"]
+    sets = ["#updatedAt = :updatedAt", "#changed = :updatedAt"]
     removes = []
     for name, value in values.items():
         names[f"#{name}"] = name
@@ -258,9 +262,13 @@ def set_status(db: Database, workspace_id: str, item_id: str, status: str) -> No
         db.client.update_item(
             TableName=db.table,
             Key=keys.item(workspace_id, item_id),
-            UpdateExpression="SET #status = :status, #updatedAt = :now",
+            UpdateExpression="SET #status = :status, #updatedAt = :now, #changed = :now",
             ConditionExpression="attribute_exists(PK)",
-            ExpressionAttributeNames={"#status": "status", "#updatedAt": "updatedAt"},
+            ExpressionAttributeNames={
+                "#status": "status",
+                "#updatedAt": "updatedAt",
+                "#changed": CHANGED_AT,
+            },
             ExpressionAttributeValues={":status": s(status), ":now": s(now_iso())},
         )
     except ClientError as exc:
@@ -270,15 +278,16 @@ def set_status(db: Database, workspace_id: str, item_id: str, status: str) -> No
 
 
 def delete_item(db: Database, workspace_id: str, item_id: str) -> bool:
-    """Delete the item; False when it was already gone."""
+    """Delete the item, leaving its tombstone; False when it was already gone."""
+    key = keys.item(workspace_id, item_id)
+    delete = {
+        "Delete": {"TableName": db.table, "Key": key, "ConditionExpression": "attribute_exists(PK)"}
+    }
     try:
-        db.client.delete_item(
-            TableName=db.table,
-            Key=keys.item(workspace_id, item_id),
-            ConditionExpression="attribute_exists(PK)",
-        )
+        db.client.transact_write_items(TransactItems=[delete, tombstone_put(db, key, now_iso())])
     except ClientError as exc:
-        if condition_failed(exc):
+        gone = cancellation_reasons(exc)[:1] == ["ConditionalCheckFailed"]
+        if error_code(exc) == "TransactionCanceledException" and gone:
             return False
         raise
     return True

@@ -57,6 +57,9 @@ MEMBER_PREFIX = "MEMBER#"
 ITEM_PREFIX = "ITEM#"
 SETTING_PREFIX = "SET#"
 INVITE_PREFIX = "INVITE#"
+# A row people deleted in v2 leaves this behind (``GONE#<its SK>``), so a late v1 write can
+# tell a v2 delete from a row never copied (see docs/data-model.md, "What people changed").
+TOMBSTONE_PREFIX = "GONE#"
 # Key prefixes, not secrets.
 INVITE_TOKEN_PREFIX = "INVITETOKEN#"  # noqa: S105
 INVITE_TOKEN_SK = "INVITETOKEN"  # noqa: S105
@@ -67,6 +70,10 @@ MIGRATION_FLAG_SK = "V2_COMPLETE"
 MIGRATION_CLAIM_SK = "CLAIM"
 MIGRATION_FENCE_PREFIX = "FENCE#"
 MIGRATION_KEPT_PREFIX = "KEPT#"
+MIGRATION_CONFLICT_PREFIX = "CONFLICT#"
+MIGRATION_SYNC_SK = "SYNC"
+MIGRATION_SYNC_LEASE_SK = "SYNC_LEASE"
+MIGRATION_SHARD_PREFIX = "SHARD#"
 
 Key = dict[str, dict[str, str]]
 
@@ -182,6 +189,32 @@ def migration_kept(kind: str, v1_pk: str, v1_sk: str) -> Key:
     itself may be the one too long for v2."""
     digest = hashlib.sha256(f"{kind}|{v1_pk}|{v1_sk}".encode()).hexdigest()
     return key(MIGRATION_PK, MIGRATION_KEPT_PREFIX + digest)
+
+
+def migration_conflict(kind: str, v1_pk: str, v1_sk: str) -> Key:
+    """The record of one late v1 write that v2 refused (the row was changed in v2)."""
+    digest = hashlib.sha256(f"{kind}|{v1_pk}|{v1_sk}".encode()).hexdigest()
+    return key(MIGRATION_PK, MIGRATION_CONFLICT_PREFIX + digest)
+
+
+def migration_sync() -> Key:
+    """Where late v1 writes stand: the stream being followed, what is covered."""
+    return key(MIGRATION_PK, MIGRATION_SYNC_SK)
+
+
+def migration_sync_lease() -> Key:
+    """Which process applies late v1 writes by itself now (one at a time)."""
+    return key(MIGRATION_PK, MIGRATION_SYNC_LEASE_SK)
+
+
+def migration_shard(shard_id: str) -> Key:
+    """How far one stream shard has been applied."""
+    return key(MIGRATION_PK, MIGRATION_SHARD_PREFIX + shard_id)
+
+
+def tombstone(row_key: Key) -> Key:
+    """The tombstone of a workspace row (item, setting, member) people deleted in v2."""
+    return key(row_key[PK]["S"], TOMBSTONE_PREFIX + row_key[SK]["S"])
 
 
 def suffix(value: str, prefix: str) -> str:

@@ -98,8 +98,11 @@ def ensure_table(
     poll: float = 2.0,
     timeout: float = 900.0,
     report: Report = lambda _line: None,
+    stream: bool = False,
 ) -> list[str]:
-    """Create the table or add what v2 needs to a v1 table; return what was done."""
+    """Create the table or add what v2 needs to a v1 table; return what was done.
+    ``stream``: turn on the table's stream, where late v1 writes are read from (``db init``
+    does; tables made for tests and benchmarks need not pay for one)."""
     done: list[str] = []
     description = _describe(client, table)
     if description is None:
@@ -139,9 +142,43 @@ def ensure_table(
         done.append(f"added index {name}")
         _wait_until_active(client, table, poll=poll, timeout=timeout, report=report)
 
+    if stream:
+        done.extend(_ensure_stream(client, table, description, poll, timeout, report))
     done.extend(_ensure_ttl(client, table))
     done.extend(_ensure_point_in_time_recovery(client, table))
     return done
+
+
+STREAM_VIEW = "NEW_AND_OLD_IMAGES"
+
+
+def _ensure_stream(
+    client: Any,
+    table: str,
+    description: dict[str, Any],
+    poll: float,
+    timeout: float,
+    report: Report,
+) -> list[str]:
+    """Turn on the table's stream, before the first copy can start: every v1 write that lands
+    after the copy passed its row is read back from it (store/migration/sync.py). Any view
+    type will do (the sync reads the v1 row itself), so an existing stream is kept."""
+    if description.get("StreamSpecification", {}).get("StreamEnabled"):
+        return []
+    try:
+        client.update_table(
+            TableName=table,
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW},
+        )
+    except ClientError as exc:
+        if error_code(exc) in (*_NOT_SUPPORTED, "ValidationException"):
+            return [
+                "streams not supported by this server (skipped; `migration sync` and the "
+                "background sync compare every row instead)"
+            ]
+        raise
+    _wait_until_active(client, table, poll=poll, timeout=timeout, report=report)
+    return [f"enabled the table's stream ({STREAM_VIEW})"]
 
 
 # What a server answers for an operation it does not have (DynamoDB Local for backups, some

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import keys
+from .changes import CHANGED_AT, tombstone_put
 from .db import Database, RawItem, now_iso, query_prefix, s
 
 
@@ -109,14 +110,19 @@ def save_settings(db: Database, workspace_id: str, changes: Mapping[str, Any]) -
         key = keys.setting(workspace_id, name)
         if value is None:
             actions.append({"Delete": {"TableName": db.table, "Key": key}})
+            actions.append(tombstone_put(db, key, now))
             continue
         actions.append(
             {
                 "Update": {
                     "TableName": db.table,
                     "Key": key,
-                    "UpdateExpression": "SET #value = :value, #updatedAt = :now",
-                    "ExpressionAttributeNames": {"#value": "value", "#updatedAt": "updatedAt"},
+                    "UpdateExpression": "SET #value = :value, #updatedAt = :now, #changed = :now",
+                    "ExpressionAttributeNames": {
+                        "#value": "value",
+                        "#updatedAt": "updatedAt",
+                        "#changed": CHANGED_AT,
+                    },
                     "ExpressionAttributeValues": {":value": raw_value(spec, value), ":now": s(now)},
                 }
             }

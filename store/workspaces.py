@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from . import keys
 from .batch import get_many
+from .changes import CHANGED_AT, tombstone_put
 from .db import (
     Database,
     RawItem,
@@ -131,6 +132,8 @@ def member_row(
         "email": s(email),
         "joinedAt": s(joined_at),
         "workspaceName": s(workspace_name),
+        # Created in v2: people's row, which a late v1 write never overwrites.
+        CHANGED_AT: s(joined_at),
         **extra,
     }
 
@@ -280,9 +283,9 @@ def change_role(
         "Update": {
             "TableName": db.table,
             "Key": keys.member(workspace.workspace_id, user_id),
-            "UpdateExpression": "SET #role = :new, roleChangedAt = :at",
+            "UpdateExpression": "SET #role = :new, roleChangedAt = :at, #changed = :at",
             "ConditionExpression": "attribute_exists(PK) AND #role = :seen",
-            "ExpressionAttributeNames": {"#role": "role"},
+            "ExpressionAttributeNames": {"#role": "role", "#changed": CHANGED_AT},
             "ExpressionAttributeValues": {
                 ":new": s(new_role),
                 ":seen": s(seen_role),
@@ -300,22 +303,25 @@ def change_role(
 
 
 def remove_member(db: Database, workspace: Workspace, user_id: str, seen_role: str) -> None:
-    """Delete a membership, if its role is still ``seen_role``; the last owner stays."""
+    """Delete a membership, if its role is still ``seen_role``; the last owner stays. The
+    member's tombstone is written with it (a late v1 write never brings them back)."""
+    key = keys.member(workspace.workspace_id, user_id)
     delete = {
         "Delete": {
             "TableName": db.table,
-            "Key": keys.member(workspace.workspace_id, user_id),
+            "Key": key,
             "ConditionExpression": "attribute_exists(PK) AND #role = :seen",
             "ExpressionAttributeNames": {"#role": "role"},
             "ExpressionAttributeValues": {":seen": s(seen_role)},
         }
     }
+    tombstone = tombstone_put(db, key, now_iso())
     if seen_role == "owner":
         ensure_owner_count(db, workspace)
-        actions = [delete, _owner_count_update(db, workspace.workspace_id, -1)]
+        actions = [delete, _owner_count_update(db, workspace.workspace_id, -1), tombstone]
         _run(db, actions, owner_check_at=1)
     else:
-        _run(db, [delete], owner_check_at=None)
+        _run(db, [delete, tombstone], owner_check_at=None)
 
 
 # --- who may do what ---------------------------------------------------------------------------

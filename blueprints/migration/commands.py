@@ -1,7 +1,9 @@
-"""``flask --app app migration status | verify | cleanup``: the operator's view of the move.
+"""``flask --app app migration status | verify | sync | cleanup``: the operator's view of the
+move.
 
 Exit codes scripts can use: 0 all good, 1 differences found or rows kept (``status``: rows
-kept back from the copy), 2 refused (for example: nothing has been migrated yet).
+kept back from the copy; ``sync``: late v1 writes in conflict with v2), 2 refused (for example:
+nothing has been migrated yet).
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ from flask.cli import AppGroup
 
 from store.db import Database, get_db
 from store.migration import check
+from store.migration.catchup import catch_up
 from store.migration.claim import STATE_COMPLETE, STATE_FAILED, STATE_WAITING, Claim, read_claim
+from store.migration.conflicts import read_conflicts
 from store.migration.flag import read_flag
 from store.migration.kept import SHOWN_KEPT, read_kept
 from store.migration.lease import reset_for_retry
+from store.migration.sync import find_target
 from store.migration.v1 import count_v1
 
 migration_cli = AppGroup("migration", help="Inspect, verify and clean up the v1 → v2 move.")
 SHOWN_PER_VERDICT = 50
+# Verdicts that are no problem: people changed the row in v2 since the copy, and v2 wins.
+_BY_DESIGN = (check.IDENTICAL, check.CHANGED_IN_V2, check.DELETED_IN_V2)
 
 
 def _printable(value: str) -> str:
@@ -163,8 +170,51 @@ def verify() -> None:
     )
     if not flagged:
         click.echo("note: the flag is not written yet; the migration is still in progress")
-    problems = sum(c for v, c in verdicts.items() if v != check.IDENTICAL)
-    sys.exit(1 if problems or not flagged else 0)
+    problems = sum(c for v, c in verdicts.items() if v not in _BY_DESIGN)
+    conflicts = _show_conflicts(get_db())
+    sys.exit(1 if problems or conflicts or not flagged else 0)
+
+
+def _show_conflicts(db: Database) -> int:
+    """List late v1 writes refused because people changed the row in v2; return how many."""
+    shown, total = read_conflicts(db, limit=SHOWN_KEPT)
+    if not total:
+        click.echo("conflicts: none")
+        return 0
+    click.echo(f"conflicts: {total} late v1 writes not applied (v2 wins; the v1 row stays)")
+    for conflict in shown:
+        click.echo(
+            f"  {conflict.kind} {_key(conflict.v1_pk, conflict.v1_sk)}: v1 {conflict.action} "
+            f"at {conflict.at}, the row was {conflict.v2_state}"
+        )
+    if total > len(shown):
+        click.echo(f"  ... and {total - len(shown)} more")
+    return total
+
+
+@migration_cli.command("sync")
+@click.option("--full", is_flag=True, help="Compare every row instead of reading the stream.")
+def sync(full: bool) -> None:
+    """Apply v1 writes that landed after the copy; exit 1 when some are in conflict."""
+    db = get_db()
+    target = find_target(db)
+    if target is None:
+        if read_flag(db) is None:
+            click.echo("refusing: the migration flag is not written yet", err=True)
+            sys.exit(2)
+        click.echo("nothing to sync: there was no v1 data")
+        return
+    done = catch_up(db, target, full=full)
+    click.echo(f"read from: {done.via}" + (f" ({done.why})" if done.why else ""))
+    tally = done.tally
+    click.echo(
+        f"applied {tally.applied} late v1 writes; {tally.unchanged} already in v2; "
+        f"{tally.kept} kept back"
+    )
+    if tally.left:
+        click.echo(f"{len(tally.left)} rows kept changing while applied: run sync again")
+    conflicts = _show_conflicts(db)
+    sys.exit(1 if conflicts or tally.left else 0)
 
 
 @migration_cli.command("cleanup")
@@ -181,6 +231,11 @@ def cleanup(dry_run: bool) -> None:
         click.echo("nothing to clean up: there was no v1 data")
         return
     _clean_abandoned(db, dry_run)
+    target = find_target(db)
+    if not dry_run and target is not None:
+        # Late v1 writes first: a row whose latest v1 write is not in v2 is not deleted.
+        applied = catch_up(db, target).tally
+        click.echo(f"applied {applied.applied} late v1 writes first")
     outcomes: Counter[str] = Counter()
     for row in check.compare(db, flag.workspace_id, flag.migrated_at):
         label = f"{row.kind} {_key(*row.v1_key)}"

@@ -21,13 +21,14 @@ from flask import (
 from store import accounts, workspaces
 from store.db import get_db
 from store.migration.claim import STATE_FAILED, Claim, read_claim
+from store.migration.conflicts import read_conflicts
 from store.migration.flag import Flag, finish_without_data, read_flag
 from store.migration.kept import SHOWN_KEPT, read_kept
 from store.migration.v1 import has_v1_data
 from web import sessions
 from web.security import safe_next
 
-from . import runner
+from . import latesync, runner
 
 bp = Blueprint("migration", __name__)
 log = logging.getLogger(__name__)
@@ -40,8 +41,13 @@ FAILED_REFRESH_SECONDS = 30
 
 @bp.before_app_request
 def gate():
-    """Before any signed-in page: until the flag exists, send people to the preparing page."""
-    if runner.state().flag_seen or request.blueprint == bp.name:
+    """Before any signed-in page: until the flag exists, send people to the preparing page.
+    After it, late v1 writes are applied by themselves (``latesync``: cheap unless due)."""
+    if runner.state().flag_seen:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        latesync.tick(lambda: runner.mode(app))
+        return None
+    if request.blueprint == bp.name:
         return None
     if not sessions.is_signed_in_page(sessions.requested_view()):
         return None
@@ -215,6 +221,7 @@ def audit():
         )
     by = accounts.get_account(db, flag.migrated_by)
     kept, kept_total = read_kept(db, limit=SHOWN_KEPT) if flag.kept_back else ([], 0)
+    conflicts, conflicts_total = read_conflicts(db, limit=SHOWN_KEPT)
     return render_template(
         "migration/audit.html",
         flag=flag,
@@ -222,4 +229,6 @@ def audit():
         workspace=workspaces.get_workspace(db, flag.workspace_id),
         kept=kept,
         kept_total=kept_total,
+        conflicts=conflicts,
+        conflicts_total=conflicts_total,
     )

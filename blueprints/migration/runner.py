@@ -33,6 +33,7 @@ from store.migration.flag import Flag, read_flag
 from store.migration.lease import hand_over
 from web.metrics import EmfWriter, record_migration, writer_for
 
+from . import latesync
 from .hosting import MODE_REQUEST, MODE_THREAD, detect_mode
 
 log = logging.getLogger(__name__)
@@ -387,3 +388,4 @@ def init_app(app: Flask) -> None:
     app.extensions["migration"] = process
     _processes.add(process)
     _register_exit_hook()
+    latesync.init_app(app)

@@ -44,6 +44,19 @@ How it stays exactly-once and resumable (PRODUCT.md promises 1-4, 7):
   **hands the claim over** (``lease.hand_over``: state ``waiting``, no error, no delay), so the
   next request takes it at once and resumes there (PRODUCT.md promise 12).
 
+* **Late v1 writes** (a v1 server still running in a rolling deploy, PRODUCT.md promise 13)
+  reach v2 after the flag: ``db init`` turns on the table's stream before the first copy, and
+  every v1 item, setting or member key the stream shows after the copy began is applied
+  (``sync``: the v1 row read now, its copy put or deleted conditionally, read back until both
+  agree), so order and repetition do not matter. v2 wins: a row people created, changed or
+  deleted in v2 carries the ``v2ChangedAt`` marker or a tombstone (``store.changes``), and a
+  late v1 write to it is recorded as a **conflict**, never applied. Without a stream, or once
+  it expired (24 h), every row is compared instead. After the flag one server process at a
+  time holds the **sync lease** (``synclease``: a version heartbeat, taken over after a whole
+  lease unchanged on the taker's own clock, deleted at exit so the next request anywhere
+  takes it) and polls the stream every 2 s (``blueprints/migration/latesync.py``); the
+  operator's ``migration sync`` does the same on demand, safely beside it.
+
 The holder stops copying as soon as it cannot show a heartbeat confirmed within half a lease,
 so a holder that was paused (or cut off) does not keep writing after a takeover.
 
@@ -77,6 +90,11 @@ The modules, each owning one part (callers import from the module that owns a na
 * ``engine``: one run of the copy (or one slice of it), from a held claim to the flag.
 * ``check``: verifying the copy, deleting v1 rows afterwards and abandoned attempts'
   partitions (operator commands).
+* ``sync``: applying late v1 writes, one batch of keys at a time, and the full comparison.
+* ``stream``: reading late v1 writes from the table's stream, with per-shard checkpoints.
+* ``catchup``: stream or full comparison, for ``migration sync``, ``cleanup`` and the app.
+* ``conflicts``: the records of late v1 writes refused because v2 changed the row.
+* ``synclease``: which process applies late v1 writes by itself.
 * ``legacy``: a v1 data set for demos and tests, written exactly as v1 stored it.
 * ``errors``: why a run stopped, which failures are worth another run, and reading a
   cancelled transaction by position.

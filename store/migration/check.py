@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from store import keys
 from store.batch import chunk_requests, get_many, write_chunk
+from store.changes import CHANGED_AT
 from store.db import Database, RawItem, condition_failed, text
 
 from .bulk import count_prefix, partition_sort_keys
@@ -35,6 +36,9 @@ MISSING = "missing in v2"
 KEPT_BACK = "kept back"
 DIFFERENT = "different"
 V1_CHANGED = "v1 changed after the migration"
+# People changed (or deleted) the copy in v2: v2 wins, the v1 row stays as it was.
+CHANGED_IN_V2 = "changed in v2"
+DELETED_IN_V2 = "deleted in v2"
 # DynamoDB's limit for one expression string; a longer equality check cannot be sent.
 MAX_EXPRESSION = 4096
 
@@ -73,8 +77,10 @@ def compare(db: Database, workspace_id: str, migrated_at: str | None) -> Iterato
     for batch in _pairs(db, workspace_id, name):
         # A copy v2 cannot store is not asked for: its key may be one DynamoDB refuses.
         asked = [p for p in batch if record_id(p[0], p[1]) not in kept and _storable(p)]
-        found = get_many(db, [{keys.PK: c[keys.PK], keys.SK: c[keys.SK]} for _, _, c in asked])
-        copies = {id(p[2]): row for p, row in zip(asked, found, strict=True)}
+        wanted = [{keys.PK: c[keys.PK], keys.SK: c[keys.SK]} for _, _, c in asked]
+        found = get_many(db, wanted + [keys.tombstone(k) for k in wanted])
+        copies = {id(p[2]): row for p, row in zip(asked, found, strict=False)}
+        gone = {id(p[2]) for p, row in zip(asked, found[len(asked) :], strict=True) if row}
         for kind, v1_row, copy in batch:
             record = kept.get(record_id(kind, v1_row))
             v2_row = copies.get(id(copy))
@@ -82,9 +88,11 @@ def compare(db: Database, workspace_id: str, migrated_at: str | None) -> Iterato
                 yield _row(kind, v1_row, copy, KEPT_BACK, record.reason)
                 continue
             if v2_row is None:
-                verdict = MISSING
+                verdict = DELETED_IN_V2 if id(copy) in gone else MISSING
             elif same_data(v1_row, v2_row, kind):
                 verdict = IDENTICAL
+            elif CHANGED_AT in v2_row:
+                verdict = CHANGED_IN_V2
             elif migrated_at and text(v1_row, "updatedAt") > migrated_at:
                 verdict = V1_CHANGED
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from store import keys
+from store.changes import CHANGED_AT
 from store.db import RawItem, n, s, text
 from store.items import item_size
 
@@ -72,6 +73,8 @@ def storable_problem(kind: str, v1_row: RawItem, copy: RawItem) -> str | None:
     for name in _OWN_NAMES.get(kind, ()):
         if name in v1_row:
             return f"the v1 {kind} has a {name} attribute, which v2 uses for its own index"
+    if CHANGED_AT in v1_row:  # its copy would pass for a row people changed in v2
+        return f"the v1 {kind} has a {CHANGED_AT} attribute, which v2 sets on people's edits"
     if "N" in v1_row.get(keys.TTL_ATTRIBUTE, {}):
         # DynamoDB's TTL deletes any row whose expiresAt number is in the past.
         return f"it has a number in {keys.TTL_ATTRIBUTE}, by which v2's TTL would delete its copy"

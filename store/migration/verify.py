@@ -22,6 +22,7 @@ from .errors import CopiesMissing, V1Changed
 from .fenced import RowKey
 from .kept import forget_all, kept_by_id, record_id
 from .rows import ITEM, SETTING, item_copy, setting_copy, storable_problem
+from .stream import changes_reach_v2_later
 from .v1 import count_v1, scan_v1_items, v1_partition
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,11 @@ class Verification:
         if any(v2[name] > copied[name] for name in v2):
             # Copies of rows that are gone from v1: only a fresh partition is exact again.
             differ |= {name for name in v2 if v2[name] > copied[name]}
-        if differ:
+        if differ and changes_reach_v2_later(self.db, self.run.claim.started_at):
+            # A v1 server still writing (a rolling deploy): the stream holds every change
+            # since the copy began, and the late-write sync applies them after the flag.
+            log.info("migration: v1 changed during the copy; the late-write sync applies it")
+        elif differ:
             self._start_again(differ, v1, copied, kept)
         if any(v2[name] < copied[name] for name in v2):
             self._rewrite_missing()

@@ -31,6 +31,9 @@ def make_app(ddb_client: Any, table_name: str, **overrides: Any) -> Any:
         # migration writers crash it (its FAQ: not concurrency-safe); DynamoDB Local runs
         # them in parallel.
         "MIGRATION_WRITERS": 1 if is_moto(ddb_client) else 4,
+        # No background late-write sync unless a test asks for it: its thread would outlive
+        # the test's table (tests of it pass MIGRATION_SYNC_SECONDS and stop it).
+        "MIGRATION_SYNC_SECONDS": 0,
         **overrides,
     }
     app = create_app(config)

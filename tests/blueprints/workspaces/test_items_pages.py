@@ -229,7 +229,10 @@ def test_extra_form_fields_are_ignored(database, team, ws, web):
     )
     rows = [r for r in scan_all(database) if r["SK"]["S"].startswith("ITEM#")]
     assert len(rows) == 1
-    assert set(rows[0]) == {"PK", "SK", "title", "status", "createdAt", "updatedAt", "createdBy"}
+    assert set(rows[0]) == {
+        *("PK", "SK", "title", "status", "createdAt", "updatedAt", "createdBy"),
+        "v2ChangedAt",  # people's row: a late v1 write never overwrites it
+    }
     assert rows[0]["PK"] == s(keys.workspace_pk(ws))
     assert rows[0]["createdBy"] == s(team.member.user_id)
 
@@ -269,7 +272,7 @@ def test_editing_a_migrated_item_keeps_every_other_attribute_exactly(database, w
     assert {k: after[k] for k in unknown} == {k: before[k] for k in unknown}
     assert after["title"] == s("Renamed") and after["status"] == s("done")
     assert "notes" not in after and "tags" not in after
-    assert set(after) == unknown | {"title", "status", "updatedAt"}
+    assert set(after) == unknown | {"title", "status", "updatedAt", "v2ChangedAt"}
 
 
 def test_a_migrated_items_other_data_is_shown_read_only_and_exact(database, ws, web):
