@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from store import batch, keys
+from store.changes import CHANGED_AT
 from store.db import Database
 from store.migration import check
 from store.migration.acquire import try_acquire
@@ -123,9 +124,11 @@ def test_cleanup_deletes_abandoned_partitions_and_never_a_visible_row(database, 
     stale, flag = _paused_holder_and_a_takeover(database)
     _late_copies(stale)
     visible = _visible(database)
-    # An item people added in v2 after the flag: a row that must survive any cleanup.
+    # An item people added in v2 after the flag (marked, as every v2 write is): a row that
+    # must survive any cleanup, the late-write sync's included.
     added = {**item_copy(flag.workspace_id, next(scan_v1_items(database))[0][0])}
     added[keys.SK] = {"S": keys.ITEM_PREFIX + "added-in-v2"}
+    added[CHANGED_AT] = {"S": "2026-11-30T12:00:00Z"}
     database.client.put_item(TableName=database.table, Item=added)
 
     status = runner.invoke(args=["migration", "status"])
