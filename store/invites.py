@@ -333,7 +333,6 @@ def _acceptance(db: Database, found: Found, user_id: str, moment: float) -> list
                 invitedBy=s(invite.invited_by),
             ),
         ),
-        *_inviter_still_member(db, invite),
         {
             "ConditionCheck": {  # not being deleted: no member row after its members went
                 "TableName": db.table,
@@ -341,12 +340,16 @@ def _acceptance(db: Database, found: Found, user_id: str, moment: float) -> list
                 "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(lifecycle)",
             }
         },
+        # Last, so its cancellation reason has a fixed place (accept reads index 3).
+        *_inviter_still_member(db, invite, user_id),
     ]
 
 
-def _inviter_still_member(db: Database, invite: Invite) -> list[dict[str, Any]]:
-    """The invite dies with its maker's membership (see withdraw_invites_of)."""
-    if not invite.invited_by:
+def _inviter_still_member(db: Database, invite: Invite, user_id: str) -> list[dict[str, Any]]:
+    """The invite dies with its maker's membership (see withdraw_invites_of). A maker who
+    accepts their own invite is already a member: the membership's put_new refuses that,
+    and a transaction may not name that row twice."""
+    if not invite.invited_by or invite.invited_by == user_id:
         return []
     return [
         {
@@ -383,7 +386,7 @@ def accept(
     except ClientError as exc:
         if error_code(exc) != "TransactionCanceledException":
             raise
-        if cancellation_reasons(exc)[2:3] == ["ConditionalCheckFailed"]:
+        if cancellation_reasons(exc)[3:4] == ["ConditionalCheckFailed"]:
             raise InviterGone from exc
         if db.get(keys.member(invite.workspace_id, user_id), consistent=True):
             raise AlreadyMember(invite.workspace_id) from exc
