@@ -2,6 +2,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+# Tests that mostly wait on servers (gunicorn, Chromium, leases): run beside the rest.
+SERVER_TESTS := tests/integration tests/e2e tests/devtools tests/deploy
+
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -64,17 +67,24 @@ run: setup ## Run the dev server on http://127.0.0.1:5000 (PORT=...) with demo d
 test: setup ## Lint, then the tests on moto and on DynamoDB Local (side by side)
 	@echo "==> lint"
 	@$(MAKE) --no-print-directory lint
-	@# The two backends run side by side: the DynamoDB Local run spends much of its time
-	@# waiting on servers (Java, gunicorn, Chromium), which the moto run fills. Its output
-	@# goes to a file and is printed whole once both are done.
+	@# Three runs side by side: moto (the whole suite, so the IAM check also looks for unused
+	@# grants), and DynamoDB Local in two halves: the tests that wait on servers (gunicorn,
+	@# Chromium, leases) and the rest. Waiting runs fill each other's idle time on 2 cores.
+	@# The background runs write to files, printed whole once all are done.
 	@mkdir -p test-results
-	@echo "==> pytest --backend=moto (beside, into test-results/moto.log) and --backend=local"
+	@echo "==> pytest --backend=moto and --backend=local (servers half) beside, into test-results/"
+	@echo "==> pytest --backend=local (the rest)"
 	@$(BIN)/pytest -q -p no:cacheprovider --backend=moto > test-results/moto.log 2>&1 & moto=$$!; \
-	local=0; $(BIN)/pytest -q -p no:cacheprovider --backend=local || local=$$?; \
+	$(BIN)/pytest -q -p no:cacheprovider --backend=local $(SERVER_TESTS) \
+		> test-results/local-servers.log 2>&1 & servers=$$!; \
+	local=0; $(BIN)/pytest -q -p no:cacheprovider --backend=local \
+		$(addprefix --ignore=,$(SERVER_TESTS)) || local=$$?; \
+	servers_status=0; wait $$servers || servers_status=$$?; \
 	moto_status=0; wait $$moto || moto_status=$$?; \
+	echo "==> pytest --backend=local $(SERVER_TESTS)"; cat test-results/local-servers.log; \
 	echo "==> pytest --backend=moto"; cat test-results/moto.log; \
 	[ $$local -eq 0 ] || echo "==> the DynamoDB Local run failed (exit $$local): see above" >&2; \
-	[ $$moto_status -eq 0 ] && [ $$local -eq 0 ]
+	[ $$moto_status -eq 0 ] && [ $$local -eq 0 ] && [ $$servers_status -eq 0 ]
 
 lint: $(VENV)/.stamp ## ruff, cfn-lint and the IAM policy check over deploy/, then mypy
 	$(BIN)/ruff check .

@@ -206,7 +206,7 @@ def test_a_server_without_transactions_shows_the_clear_page_with_bounded_calls_u
     assert f"failure reason: {UNKNOWN_OPERATION}" in status.stdout
     assert "migration retry" in status.stdout
     assert re.search(
-        r"could not claim the migration: UnknownOperationException", server.log_tail(200_000)
+        r"could not claim the migration: UnknownOperationException", server.log_tail(50_000_000)
     )
 
     # The operator moves to a server with transactions and retries.
