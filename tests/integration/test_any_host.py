@@ -90,7 +90,12 @@ def test_sigterm_of_the_worker_holding_the_claim_hands_it_over_at_once(
     exited = time.monotonic() - signalled
     assert released.state == STATE_WAITING, released
     assert released.owner == copying.owner and not released.last_error
-    assert released.items_copied >= copying.items_copied and released.cursors
+    # A run that stopped at a page boundary within the exit's wait hands its progress over;
+    # one still writing when the worker gave up (a loaded machine) may have a copy in
+    # flight, so the next run starts a new attempt instead (runner.stop_runs). Both are safe.
+    restarted = copying.workspace_id in released.abandoned
+    if not restarted:
+        assert released.items_copied >= copying.items_copied and released.cursors
     assert read_flag(db) is None
     fault_proxy.delay(COPIES, 0)
     server.wait_for_workers(timeout=60)
@@ -99,9 +104,10 @@ def test_sigterm_of_the_worker_holding_the_claim_hands_it_over_at_once(
 
     landed = time.monotonic() - signalled
     flag = assert_migrated_exactly_once(db, (4000, 5, 4))
-    assert flag.workspace_id == copying.workspace_id
+    assert (flag.workspace_id != copying.workspace_id) is restarted
     assert flag.run_id != copying.owner
     print(  # noqa: T201 - the measurement this test exists to report
         f"\nSIGTERM mid-copy: claim waiting {exited:.1f} s after the signal "
-        f"({released.items_copied} items kept), landed {landed:.1f} s after it (lease 600 s)"
+        f"({released.items_copied} items kept{', new attempt' if restarted else ''}), "
+        f"landed {landed:.1f} s after it (lease 600 s)"
     )
