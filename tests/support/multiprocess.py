@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from devtools.live_server import LiveServer
 from store import keys, schema
+from store.changes import CHANGED_AT
 from store.db import Database, build_client
 from store.migration.claim import STATE_COMPLETE, Claim, read_claim
 from store.migration.flag import Flag, read_flag
@@ -135,15 +136,17 @@ def run_ended(server: LiveServer, run_id: str, timeout: float = 60.0) -> str:
 
 
 def edit_items(db: Database, workspace_id: str, item_ids: Iterable[str]) -> dict[str, str]:
-    """Edit items the way the app's item form would (title and updatedAt); the new titles."""
+    """Edit items the way the app's item form would (title, updatedAt and the marker every
+    v2 write sets, so the late-write sync leaves them alone); the new titles."""
     titles = {}
     for item_id in item_ids:
         title = f"Edited after the migration {uuid.uuid4().hex[:6]}"
         db.client.update_item(
             TableName=db.table,
             Key=keys.item(workspace_id, item_id),
-            UpdateExpression="SET title = :t, updatedAt = :now",
+            UpdateExpression="SET title = :t, updatedAt = :now, #changed = :now",
             ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeNames={"#changed": CHANGED_AT},
             ExpressionAttributeValues={
                 ":t": {"S": title},
                 ":now": {"S": "2026-11-25T12:00:00.000000Z"},
