@@ -27,7 +27,8 @@ NEEDED = (
     "package-lock.json", ".venv", "node_modules",
 )  # fmt: skip
 START_TIMEOUT = 180.0
-STOP_TIMEOUT = 60.0
+# Generous: under a loaded CI the trap's `embedded_db stop` alone took over a minute.
+STOP_TIMEOUT = 180.0
 
 pytestmark = [
     pytest.mark.local_only(reason="starts make, Flask and DynamoDB Local for real"),
