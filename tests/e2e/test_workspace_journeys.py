@@ -64,6 +64,27 @@ def invite(page: Page, email: str) -> str:
     return link
 
 
+def team_of_two(
+    new_page: PageFactory, team: str, owner_name: str, member_name: str
+) -> tuple[Page, Page, str]:
+    """An owner who registers and creates ``team``, and a member who registers and joins it
+    through the invite link; both pages end on the workspace's items."""
+    owner = new_page()
+    register(owner, unique_email("owner"), owner_name)
+    owner.get_by_label("Workspace name").fill(team)
+    owner.get_by_role("button", name="Create workspace").click()
+    expect(owner).to_have_url(WORKSPACE_URL)
+    workspace_id = WORKSPACE_URL.search(owner.url).group(1)
+    member_email = unique_email("member")
+    link = invite(owner, member_email)
+    member = new_page()
+    register(member, member_email, member_name)
+    member.goto(link)
+    member.get_by_role("button", name=f"Join {team}").click()
+    expect(member).to_have_url(WORKSPACE_URL)
+    return owner, member, workspace_id
+
+
 def item_titles(page: Page) -> list[str]:
     return page.locator(".item__title").all_inner_texts()
 
@@ -117,20 +138,7 @@ def test_an_owner_invites_a_colleague_who_registers_and_works_on_the_migrated_it
 
 
 def test_a_member_cannot_reach_settings(live_server: LiveServer, new_page: PageFactory) -> None:
-    owner = new_page()
-    register(owner, unique_email("owner"), "Olga Owner")
-    owner.get_by_label("Workspace name").fill("Small team")
-    owner.get_by_role("button", name="Create workspace").click()
-    expect(owner).to_have_url(WORKSPACE_URL)
-    workspace_id = WORKSPACE_URL.search(owner.url).group(1)
-    member_email = unique_email("member")
-    link = invite(owner, member_email)
-
-    member = new_page()
-    register(member, member_email, "Max Member")
-    member.goto(link)
-    member.get_by_role("button", name="Join Small team").click()
-    expect(member).to_have_url(WORKSPACE_URL)
+    owner, member, workspace_id = team_of_two(new_page, "Small team", "Olga Owner", "Max Member")
     nav = member.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link", name="Items")).to_be_visible()
     expect(nav.get_by_role("link", name="Settings")).to_have_count(0)

@@ -13,7 +13,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from devtools.live_server import LiveServer
-from tests.e2e.test_workspace_journeys import WORKSPACE_URL, invite, register, unique_email
+from tests.e2e.test_workspace_journeys import team_of_two
 from tests.support.browser import PageFactory
 
 
@@ -33,19 +33,7 @@ def settings(page: Page) -> None:
 def test_an_owner_renames_then_deletes_a_workspace_and_the_member_follows(
     live_server: LiveServer, new_page: PageFactory
 ) -> None:
-    owner = new_page()
-    register(owner, unique_email("owner"), "Rita Rocket")
-    owner.get_by_label("Workspace name").fill("Rocket team")
-    owner.get_by_role("button", name="Create workspace").click()
-    expect(owner).to_have_url(WORKSPACE_URL)
-    workspace_id = WORKSPACE_URL.search(owner.url).group(1)
-    member_email = unique_email("member")
-    link = invite(owner, member_email)
-    member = new_page()
-    register(member, member_email, "Milo Member")
-    member.goto(link)
-    member.get_by_role("button", name="Join Rocket team").click()
-    expect(member).to_have_url(WORKSPACE_URL)
+    owner, member, workspace_id = team_of_two(new_page, "Rocket team", "Rita Rocket", "Milo Member")
 
     # Rename: the owner's pages and the member's list of workspaces follow.
     settings(owner)
