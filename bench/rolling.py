@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from store import keys, schema
-from store.db import Database, now_iso, s
+from store.db import Database, now_iso, query_prefix, s
 from store.migration.flag import read_flag
 from store.migration.rows import same_data
 
@@ -75,14 +75,7 @@ def caught_up(database: Database, workspace_id: str) -> bool:
     v1 = _v1_items(database)
     copies = {
         row["SK"]["S"].removeprefix(keys.ITEM_PREFIX): row
-        for row in database.query_all(
-            KeyConditionExpression="PK = :pk AND begins_with(SK, :item)",
-            ExpressionAttributeValues={
-                ":pk": s(keys.workspace_pk(workspace_id)),
-                ":item": s(keys.ITEM_PREFIX),
-            },
-            ConsistentRead=True,
-        )
+        for row in query_prefix(database, keys.workspace_pk(workspace_id), keys.ITEM_PREFIX)
     }
     return v1.keys() == copies.keys() and all(same_data(v1[i], copies[i]) for i in v1)
 

@@ -26,7 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from store import keys
-from store.db import Database, RawItem, error_code, iso, parse_iso, s, text
+from store.db import Database, RawItem, error_code, iso, parse_iso, query_prefix, s, text
 
 from .conflicts import DELETE, EDIT, INSERT
 from .sync import Change, Tally, Target, apply_changes, change_for
@@ -184,14 +184,7 @@ def _shards(db: Database, arn: str) -> list[dict[str, Any]]:
 
 
 def _checkpoint_rows(db: Database) -> list[RawItem]:
-    return db.query_all(
-        KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-        ExpressionAttributeValues={
-            ":pk": s(keys.MIGRATION_PK),
-            ":prefix": s(keys.MIGRATION_SHARD_PREFIX),
-        },
-        ConsistentRead=True,
-    )
+    return query_prefix(db, keys.MIGRATION_PK, keys.MIGRATION_SHARD_PREFIX)
 
 
 def _checkpoints(db: Database, arn: str) -> tuple[set[str], dict[str, str]]:
