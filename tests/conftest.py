@@ -18,6 +18,7 @@ from store.db import Database, build_client
 from tests.support.app import TEST_SECRET, make_app
 from tests.support.auth import Person, register
 from tests.support.helpers import WebClient
+from tests.support.local_dynamodb import ReplaceableDynamoDBLocal
 
 pytest_plugins = [
     "tests.support.iam_recorder",
@@ -63,17 +64,22 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def local_endpoint(backend: str) -> Iterator[str | None]:
+def _dynamodb_local(backend: str) -> Iterator[ReplaceableDynamoDBLocal | None]:
     if backend != "local":
         yield None
         return
-    from devtools import embedded_db
-
-    server = embedded_db.start_dynamodb_local(None)
+    server = ReplaceableDynamoDBLocal()
     try:
-        yield server.endpoint
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def local_endpoint(_dynamodb_local: ReplaceableDynamoDBLocal | None) -> str | None:
+    """The session's DynamoDB Local, replaced first if its stream records would slow this
+    test's writes (tests/support/local_dynamodb.py); None with moto."""
+    return None if _dynamodb_local is None else _dynamodb_local.endpoint()
 
 
 @pytest.fixture

@@ -1,0 +1,114 @@
+"""The session's DynamoDB Local, replaced when its stream records would slow every write.
+
+DynamoDB Local keeps every stream record of its lifetime in one SQLite table (records of
+deleted tables too, for 24 hours), keyed by a sequence number shared by all streams. On each
+write to a table with a stream it looks up the first record of that table's shard with
+``SELECT MIN(SequenceNumber) ... WHERE ShardID = ?``, which has no index on the shard, so the
+write scans every record written before the shard began. Measured here (one process, a
+table created after 10,000 records of another table): 15 ms a write instead of 2 ms; after a
+suite's worth of migrations (~100,000 records) a write costs over 100 ms and the server half
+of the suite took half an hour. Real DynamoDB has no such cost.
+
+So the suite measures what a new table would pay: before a test that uses the server, it
+writes one item to a small probe table with a stream and reads that record's sequence
+number, which counts every stream record so far. Past ``RESTART_AFTER_RECORDS`` it starts a
+fresh in-memory server (about 3 s) for this test and those after it. Nothing carries over:
+every test makes its own table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from devtools import embedded_db
+from store.db import build_client
+
+# A new table's writes cost about 1.3 µs more per record written before it (see above), so
+# past 1,000 records a restart (about 3 s, once) is cheaper than the next migration test's
+# thousands of writes at a few ms each.
+RESTART_AFTER_RECORDS = 1_000
+PROBE_TABLE = "stream-backlog-probe"
+
+
+class ReplaceableDynamoDBLocal:
+    """One DynamoDB Local at a time; ``endpoint()`` replaces it when its backlog is large."""
+
+    def __init__(self, restart_after: int = RESTART_AFTER_RECORDS) -> None:
+        self.restart_after = restart_after
+        self.restarts = 0
+        self._server: embedded_db.EmbeddedDB | None = None
+        self._client: Any = None
+        self._streams: Any = None
+        self._probe_arn = ""
+        self._last_probe = ""
+
+    def endpoint(self) -> str:
+        if self._server is not None and self.stream_records() > self.restart_after:
+            self.stop()
+            self.restarts += 1
+        if self._server is None:
+            self._start()
+        assert self._server is not None
+        return self._server.endpoint
+
+    def stream_records(self) -> int:
+        """Stream records written since this server started (the probe's own included)."""
+        return self._probe("AFTER_SEQUENCE_NUMBER", SequenceNumber=self._last_probe)
+
+    def _probe(self, position: str, **where: str) -> int:
+        """Write a probe item; the sequence number of its stream record (read from position)."""
+        iterator = self._streams.get_shard_iterator(
+            StreamArn=self._probe_arn,
+            ShardId=self._probe_shard(),
+            ShardIteratorType=position,
+            **where,
+        )["ShardIterator"]
+        self._client.put_item(
+            TableName=PROBE_TABLE, Item={"PK": {"S": "probe"}, "SK": {"S": uuid.uuid4().hex}}
+        )
+        records = self._streams.get_records(ShardIterator=iterator)["Records"]
+        if not records:  # DynamoDB Local rolled the probe's shard over: count as full
+            return self.restart_after + 1
+        self._last_probe = str(records[-1]["dynamodb"]["SequenceNumber"])
+        return int(self._last_probe)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def _start(self) -> None:
+        server = embedded_db.start_dynamodb_local(None)
+        self._client = build_client(
+            endpoint=server.endpoint, region="us-east-1", local_credentials=True
+        )
+        self._streams = build_client(
+            endpoint=server.endpoint,
+            region="us-east-1",
+            local_credentials=True,
+            service="dynamodbstreams",
+        )
+        description = self._client.create_table(
+            TableName=PROBE_TABLE,
+            AttributeDefinitions=[
+                {"AttributeName": "PK", "AttributeType": "S"},
+                {"AttributeName": "SK", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "PK", "KeyType": "HASH"},
+                {"AttributeName": "SK", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"},
+        )["TableDescription"]
+        self._probe_arn = description["LatestStreamArn"]
+        self._probe("TRIM_HORIZON")
+        self._server = server
+
+    def _probe_shard(self) -> str:
+        shards = self._streams.describe_stream(StreamArn=self._probe_arn)["StreamDescription"][
+            "Shards"
+        ]
+        open_shards = [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+        return str((open_shards or shards)[-1]["ShardId"])
