@@ -193,7 +193,9 @@ def test_the_fault_proxy_targets_copies_throttles_cancels_splits_batches_and_hol
         client.transact_write_items(
             TransactItems=[{"Put": {"TableName": direct.table, "Item": moved}}]
         )
-        assert fault_proxy.in_flight() == 1 and held.answered() == []
+        # The proxy counts a call out just after sending its answer: wait for the fence's.
+        wait_for(lambda: fault_proxy.in_flight() == 1, timeout=10)
+        assert held.answered() == []
         held.release()
         writing.join(10)
         assert outcome == [CANCELLED] and not landed("H#1")

@@ -304,7 +304,8 @@ class FaultProxy:
             return rule.partial if rule else 0
 
     def in_flight(self) -> int:
-        """Requests received and not yet answered."""
+        """Requests received and not yet answered (a call leaves the count just after its
+        answer is sent, so a client may see its answer a moment before)."""
         with self._lock:
             return self._busy
 
