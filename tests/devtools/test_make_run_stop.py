@@ -81,7 +81,15 @@ def _make(tree: Path, *targets: str, port: int) -> subprocess.Popen[bytes]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, like a terminal's foreground job
+            # and Ctrl-C's default action, as a terminal gives it: a shell without job control
+            # (make test's recipe) starts background commands with SIGINT ignored, which would
+            # pass down to make, its shell and Flask here.
+            preexec_fn=_default_sigint,
         )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _recorded_pid(tree: Path) -> int | None:
