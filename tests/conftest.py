@@ -99,6 +99,9 @@ def ddb_client(backend: str, local_endpoint: str | None, aws_env: None) -> Itera
     if backend == "moto":
         from moto import mock_aws
 
+        from tests.support import moto_transactions
+
+        moto_transactions.install()
         with mock_aws():
             yield build_client(endpoint=None, region="us-east-1", local_credentials=True)
     else:
