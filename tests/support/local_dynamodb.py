@@ -9,9 +9,10 @@ table created after 10,000 records of another table): 15 ms a write instead of 2
 suite's worth of migrations (~100,000 records) a write costs over 100 ms and the server half
 of the suite took half an hour. Real DynamoDB has no such cost.
 
-So the suite measures what a new table would pay: before a test that uses the server, it
-writes one item to a small probe table with a stream and reads that record's sequence
-number, which counts every stream record so far. Past ``RESTART_AFTER_RECORDS`` it starts a
+So the suite measures what the next test would pay: before a test that uses the server, it
+writes one item to a small probe table with a stream and reads that record's sequence number,
+which counts every stream record so far. The next test is taken to write about as many records
+as the last one did; when those writes would scan longer than a restart takes, it starts a
 fresh in-memory server (about 3 s) for this test and those after it. Nothing carries over:
 every test makes its own table.
 """
@@ -24,33 +25,41 @@ from typing import Any
 from devtools import embedded_db
 from store.db import build_client
 
-# A new table's writes cost about 1.3 µs more per record written before it (see above), so
-# past 1,000 records a restart (about 3 s, once) is cheaper than the next migration test's
-# thousands of writes at a few ms each.
-RESTART_AFTER_RECORDS = 1_000
+# What one write to a new table pays per record written before it (see above), and what a
+# restart costs; both measured on a quiet 2-core machine.
+SCAN_SECONDS_PER_RECORD = 1.3e-6
+RESTART_SECONDS = 3.0
 PROBE_TABLE = "stream-backlog-probe"
 
 
 class ReplaceableDynamoDBLocal:
-    """One DynamoDB Local at a time; ``endpoint()`` replaces it when its backlog is large."""
+    """One DynamoDB Local at a time; ``endpoint()`` replaces it when its backlog would cost
+    the next test more than a restart."""
 
-    def __init__(self, restart_after: int = RESTART_AFTER_RECORDS) -> None:
-        self.restart_after = restart_after
+    def __init__(self, restart_seconds: float = RESTART_SECONDS) -> None:
+        self.restart_seconds = restart_seconds
         self.restarts = 0
         self._server: embedded_db.EmbeddedDB | None = None
         self._client: Any = None
         self._streams: Any = None
         self._probe_arn = ""
         self._last_probe = ""
+        self._records_at_last_check = 0
 
     def endpoint(self) -> str:
-        if self._server is not None and self.stream_records() > self.restart_after:
+        if self._server is not None and self._next_test_would_scan_longer_than_a_restart():
             self.stop()
             self.restarts += 1
         if self._server is None:
             self._start()
         assert self._server is not None
         return self._server.endpoint
+
+    def _next_test_would_scan_longer_than_a_restart(self) -> bool:
+        records = self.stream_records()
+        written = records - self._records_at_last_check
+        self._records_at_last_check = records
+        return records * written * SCAN_SECONDS_PER_RECORD > self.restart_seconds
 
     def stream_records(self) -> int:
         """Stream records written since this server started (the probe's own included)."""
@@ -68,8 +77,8 @@ class ReplaceableDynamoDBLocal:
             TableName=PROBE_TABLE, Item={"PK": {"S": "probe"}, "SK": {"S": uuid.uuid4().hex}}
         )
         records = self._streams.get_records(ShardIterator=iterator)["Records"]
-        if not records:  # DynamoDB Local rolled the probe's shard over: count as full
-            return self.restart_after + 1
+        if not records:  # DynamoDB Local rolled the probe's shard over: start afresh
+            return 10**9
         self._last_probe = str(records[-1]["dynamodb"]["SequenceNumber"])
         return int(self._last_probe)
 
@@ -103,7 +112,7 @@ class ReplaceableDynamoDBLocal:
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"},
         )["TableDescription"]
         self._probe_arn = description["LatestStreamArn"]
-        self._probe("TRIM_HORIZON")
+        self._records_at_last_check = self._probe("TRIM_HORIZON")
         self._server = server
 
     def _probe_shard(self) -> str:
