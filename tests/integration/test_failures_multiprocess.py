@@ -142,7 +142,7 @@ def test_a_server_without_transactions_shows_the_clear_page_with_bounded_calls_u
     live_server_factory: Callable[..., LiveServer], fault_proxy: FaultProxy
 ) -> None:
     """Promise 11: every TransactWriteItems is refused with UnknownOperationException. Four
-    people keep the preparing page open and poll for ~30 s on 3 workers: each sees the clear
+    people keep the preparing page open and poll for ~12 s on 3 workers: each sees the clear
     503 page (no codes, keys or DynamoDB words), ``migration status`` shows the failed state
     and the reason, and the DynamoDB calls the proxy counts stay within the README's bound
     (60 per minute per process, no page loads in the window). Once the server has
@@ -172,7 +172,7 @@ def test_a_server_without_transactions_shows_the_clear_page_with_bounded_calls_u
 
     def keep_polling(i: int) -> None:
         person, page = people[i], preparing_url(asked[i])
-        while time.monotonic() - started < 30:
+        while time.monotonic() - started < 12:
             reply = person.get(page)
             assert _failed_page(reply), f"{reply.status}: {reply.text[:300]}"
             poll = person.get("/preparing/progress?next=" + asked[i])
