@@ -4,6 +4,8 @@ SHELL := /bin/bash
 
 # Tests that mostly wait on servers (gunicorn, Chromium, leases): run beside the rest.
 SERVER_TESTS := tests/integration tests/e2e tests/devtools tests/deploy
+# Each run lists its slowest tests, so a CI log shows where the time went.
+PYTEST = $(BIN)/pytest -q -p no:cacheprovider --durations=10
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -67,17 +69,18 @@ run: setup ## Run the dev server on http://127.0.0.1:5000 (PORT=...) with demo d
 test: setup ## Lint, then the tests on moto and on DynamoDB Local (side by side)
 	@echo "==> lint"
 	@$(MAKE) --no-print-directory lint
-	@# Three runs side by side: moto (the whole suite, so the IAM check also looks for unused
-	@# grants), and DynamoDB Local in two halves: the tests that wait on servers (gunicorn,
-	@# Chromium, leases) and the rest. Waiting runs fill each other's idle time on 2 cores.
-	@# The background runs write to files, printed whole once all are done.
+	@# Three runs side by side: moto (the whole suite), and DynamoDB Local in two halves: the
+	@# tests that wait on servers (gunicorn, Chromium, leases) and the rest. Waiting runs fill
+	@# each other's idle time on 2 cores. The background runs write to files, printed whole
+	@# once all are done.
 	@mkdir -p test-results
+	@rm -f test-results/iam-local-*.json
 	@echo "==> pytest --backend=moto and --backend=local (servers half) beside, into test-results/"
 	@echo "==> pytest --backend=local (the rest)"
-	@$(BIN)/pytest -q -p no:cacheprovider --backend=moto > test-results/moto.log 2>&1 & moto=$$!; \
-	$(BIN)/pytest -q -p no:cacheprovider --backend=local $(SERVER_TESTS) \
+	@$(PYTEST) --backend=moto > test-results/moto.log 2>&1 & moto=$$!; \
+	$(PYTEST) --backend=local --iam-record=test-results/iam-local-servers.json $(SERVER_TESTS) \
 		> test-results/local-servers.log 2>&1 & servers=$$!; \
-	local=0; $(BIN)/pytest -q -p no:cacheprovider --backend=local \
+	local=0; $(PYTEST) --backend=local --iam-record=test-results/iam-local-rest.json \
 		$(addprefix --ignore=,$(SERVER_TESTS)) || local=$$?; \
 	servers_status=0; wait $$servers || servers_status=$$?; \
 	moto_status=0; wait $$moto || moto_status=$$?; \
@@ -85,6 +88,10 @@ test: setup ## Lint, then the tests on moto and on DynamoDB Local (side by side)
 	echo "==> pytest --backend=moto"; cat test-results/moto.log; \
 	[ $$local -eq 0 ] || echo "==> the DynamoDB Local run failed (exit $$local): see above" >&2; \
 	[ $$moto_status -eq 0 ] && [ $$local -eq 0 ] && [ $$servers_status -eq 0 ]
+	@# Each DynamoDB Local half checks every call was granted; together they ran the whole
+	@# suite, so their union must also use every grant (moto's single run checks itself).
+	@echo "==> IAM policies over both DynamoDB Local runs"
+	@$(BIN)/python -m tests.support.iam_recorder union test-results/iam-local-*.json
 
 lint: $(VENV)/.stamp ## ruff, cfn-lint and the IAM policy check over deploy/, then mypy
 	$(BIN)/ruff check .

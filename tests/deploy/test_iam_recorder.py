@@ -181,3 +181,60 @@ def test_dynamodb_streams_calls_are_recorded_as_dynamodb_actions(pytestconfig: p
     client.get_records(ShardIterator="x" * 10)
 
     assert set(recorder.examples) == {(HARNESS, "dynamodb:GetRecords")}
+
+
+def _part(args: list[str], ignored: tuple[str, ...] = (), complete: bool = True) -> dict[str, Any]:
+    root = iam_recorder.ROOT
+    return {
+        "backend": "local",
+        "args": [str(root / a) for a in args],
+        "ignored": [str(root / i) for i in ignored],
+        "complete": complete,
+    }
+
+
+def test_runs_that_split_the_suite_cover_it_only_together_and_only_if_all_passed():
+    servers = ["tests/integration", "tests/e2e"]
+    rest = _part(["tests"], ignored=tuple(servers))
+    assert iam_recorder._covers_the_suite([rest, _part(servers)])
+    assert iam_recorder._covers_the_suite([_part(["."])])
+    assert not iam_recorder._covers_the_suite([rest])
+    assert not iam_recorder._covers_the_suite([rest, _part(["tests/integration"])])
+    assert not iam_recorder._covers_the_suite([rest, _part(servers, complete=False)])
+    assert not iam_recorder._covers_the_suite([_part(["tests/store"]), _part(servers)])
+
+
+def test_union_of_recorded_runs_finds_a_grant_no_part_used(tmp_path: Path):
+    policies = iam_recorder.policies()
+    granted = sorted(policies[APP][1])
+    servers = ["tests/integration"]
+    records = []
+    for name, part, used in (
+        ("rest", _part(["tests"], ignored=tuple(servers)), granted[1:]),
+        ("servers", _part(servers), granted[:1]),
+    ):
+        path = tmp_path / f"{name}.json"
+        path.write_text(
+            json.dumps({**part, "used": {APP: used, OPERATOR: sorted(policies[OPERATOR][1])}})
+        )
+        records.append(str(path))
+    assert iam_recorder.union(records) == []
+
+    only_rest = tmp_path / "rest-only.json"
+    only_rest.write_text(
+        json.dumps(
+            {
+                **_part(["tests"], ignored=tuple(servers)),
+                "used": {APP: granted[1:], OPERATOR: sorted(policies[OPERATOR][1])},
+            }
+        )
+    )
+    assert iam_recorder.union([str(only_rest)]) == [
+        "these runs did not together run the whole suite, every test passing"
+    ]
+    # Both parts, but the first grant used by neither: a finding, named.
+    (tmp_path / "servers.json").write_text(
+        json.dumps({**_part(servers), "used": {APP: [], OPERATOR: []}})
+    )
+    found = iam_recorder.union(records)
+    assert f"app-policy.json grants {granted[0]}, which no app call used in this run" in found

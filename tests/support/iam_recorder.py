@@ -23,6 +23,7 @@ code runs in process in the other tests.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections import Counter
@@ -217,6 +218,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="also fail on granted but unused actions in a partial run",
     )
+    group.addoption(
+        "--iam-record",
+        metavar="PATH",
+        help="write what this run used, for `python -m tests.support.iam_recorder union`",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -241,21 +247,48 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     _tests_run[0] += 1
 
 
-def _whole_run(session: pytest.Session) -> bool:
-    """Every test of the suite ran and passed: only then is an unused action a finding
-    (not after --collect-only, -x, a file, -k, -m or a deselection)."""
+def _run_part(session: pytest.Session) -> dict[str, Any]:
+    """Which part of the suite this run was: the paths it was given and ignored, and whether
+    every test it collected ran and passed with nothing else narrowing it (``-k``, ``-m``,
+    a deselection, ``--lf``, ``--sw``, ``-x`` stopping it, ``--collect-only``)."""
     config = session.config
     narrowed = any(
         config.getoption(name, None)
-        for name in ("keyword", "markexpr", "deselect", "ignore", "ignore_glob", "lf", "stepwise")
+        for name in ("keyword", "markexpr", "deselect", "lf", "stepwise")
     )
-    whole = {ROOT, ROOT / "tests"}
-    args = {Path(arg.split("::")[0]).resolve() for arg in config.args}
     interrupted = session.shouldstop or session.shouldfail
     all_ran = _tests_run[0] == len(session.items) > 0
-    return (
-        not narrowed and args <= whole and all_ran and not interrupted and not session.testsfailed
-    )
+    ignored = [
+        *(config.getoption("ignore", None) or []),
+        *(config.getoption("ignore_glob", None) or []),
+    ]
+    return {
+        "args": sorted(str(Path(arg.split("::")[0]).resolve()) for arg in config.args),
+        "ignored": sorted(str(Path(path).resolve()) for path in ignored),
+        "complete": not narrowed and all_ran and not interrupted and not session.testsfailed,
+    }
+
+
+def _covers_the_suite(parts: list[dict[str, Any]]) -> bool:
+    """Whether complete parts together ran every test: one part over the whole tree, and
+    each path it ignored given whole to another part (``make test``'s two DynamoDB Local
+    runs), or a single part over the whole tree ignoring nothing."""
+    whole = {str(ROOT), str(ROOT / "tests")}
+    if not parts or not all(part["complete"] for part in parts):
+        return False
+    given = {arg for part in parts if not part["ignored"] for arg in part["args"]}
+    for part in parts:
+        if set(part["args"]) <= whole and all(
+            any(path == arg or path.startswith(arg + "/") for arg in given)
+            for path in part["ignored"]
+        ):
+            return True
+    return False
+
+
+def _whole_run(session: pytest.Session) -> bool:
+    """Every test of the suite ran and passed: only then is an unused action a finding."""
+    return _covers_the_suite([_run_part(session)])
 
 
 def policies() -> dict[str, tuple[str, set[str]]]:
@@ -278,6 +311,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         policies(), whole_run=whole, unreachable=unreachable
     )
     session.config.stash[PROBLEMS] = (found, whole)
+    record = session.config.getoption("iam_record")
+    if record:
+        recorder = session.config.stash[RECORDER]
+        Path(record).write_text(
+            json.dumps(
+                {
+                    "backend": session.config.getoption("--backend"),
+                    **_run_part(session),
+                    "used": {who: sorted(recorder.used(who)) for who in (APP, OPERATOR)},
+                },
+                indent=1,
+            )
+        )
     if found and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -305,3 +351,37 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for line in found:
         terminalreporter.write_line(line, red=True)
     terminalreporter.write_line(f"({counts} calls recorded; see deploy/iam/README.md)")
+
+
+def union(paths: list[str]) -> list[str]:
+    """The unused-grant check over runs that split the suite between them (their records
+    from ``--iam-record``); problems found, or a reason it cannot tell."""
+    parts = [json.loads(Path(path).read_text()) for path in paths]
+    backends = {part["backend"] for part in parts}
+    if len(backends) != 1:
+        return [f"the records come from different backends: {sorted(backends)}"]
+    if not _covers_the_suite(parts):
+        return ["these runs did not together run the whole suite, every test passing"]
+    recorder = Recorder()
+    for part in parts:
+        for who, actions in part["used"].items():
+            for action in actions:
+                recorder.examples.setdefault((who, action), Example("", ""))
+    unreachable = frozenset(UNREACHABLE.get(backends.pop(), {}))
+    return recorder.problems(policies(), whole_run=True, unreachable=unreachable)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] != "union":
+        sys.stderr.write("usage: python -m tests.support.iam_recorder union RECORD.json...\n")
+        return 2
+    found = union(argv[1:])
+    for line in found:
+        sys.stderr.write(f"IAM policies: {line}\n")
+    if not found:
+        sys.stdout.write(f"IAM policies: every grant used across {len(argv) - 1} runs\n")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
