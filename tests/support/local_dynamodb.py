@@ -24,6 +24,7 @@ from typing import Any
 
 from devtools import embedded_db
 from store.db import build_client
+from tests.support.helpers import create_v1_table
 
 # What one write to a new table pays per record written before it (see above), and what a
 # restart costs; both measured on a quiet 2-core machine.
@@ -98,19 +99,14 @@ class ReplaceableDynamoDBLocal:
             local_credentials=True,
             service="dynamodbstreams",
         )
-        description = self._client.create_table(
-            TableName=PROBE_TABLE,
-            AttributeDefinitions=[
-                {"AttributeName": "PK", "AttributeType": "S"},
-                {"AttributeName": "SK", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "PK", "KeyType": "HASH"},
-                {"AttributeName": "SK", "KeyType": "RANGE"},
-            ],
+        # A bare PK/SK table (as v1 made them) with the smallest stream.
+        create_v1_table(
+            self._client,
+            PROBE_TABLE,
             BillingMode="PAY_PER_REQUEST",
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"},
-        )["TableDescription"]
+        )
+        description = self._client.describe_table(TableName=PROBE_TABLE)["Table"]
         self._probe_arn = description["LatestStreamArn"]
         self._records_at_last_check = self._probe("TRIM_HORIZON")
         self._server = server
