@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Tests that mostly wait on servers (gunicorn, Chromium, leases): run beside the rest.
-SERVER_TESTS := tests/integration tests/e2e tests/devtools tests/deploy
+SERVER_TESTS := tests/integration tests/e2e
 # Each run lists its slowest tests, so a CI log shows where the time went.
 PYTEST = $(BIN)/pytest -q -p no:cacheprovider --durations=10
 

@@ -63,16 +63,30 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("--backend")
 
 
+_LOCAL = pytest.StashKey[ReplaceableDynamoDBLocal]()
+
+
 @pytest.fixture(scope="session")
-def _dynamodb_local(backend: str) -> Iterator[ReplaceableDynamoDBLocal | None]:
+def _dynamodb_local(
+    backend: str, pytestconfig: pytest.Config
+) -> Iterator[ReplaceableDynamoDBLocal | None]:
     if backend != "local":
         yield None
         return
-    server = ReplaceableDynamoDBLocal()
+    server = pytestconfig.stash[_LOCAL] = ReplaceableDynamoDBLocal()
     try:
         yield server
     finally:
         server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if _LOCAL in config.stash:
+        restarts = config.stash[_LOCAL].restarts
+        terminalreporter.write_line(
+            f"DynamoDB Local: replaced {restarts} times for its stream records "
+            "(tests/support/local_dynamodb.py)"
+        )
 
 
 @pytest.fixture
