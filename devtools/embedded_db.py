@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -140,8 +140,10 @@ def start_dynamodb_local(
     port: int | None = None,
     detach: bool = False,
     timeout: float = STARTUP_TIMEOUT,
+    java_options: Sequence[str] = (),
 ) -> EmbeddedDB:
-    """Start DynamoDB Local: in memory if data_dir is None, else stored in data_dir."""
+    """Start DynamoDB Local: in memory if data_dir is None, else stored in data_dir.
+    ``java_options`` go to the JVM (the test suite's short-lived servers start cheaper)."""
     java = shutil.which("java")
     if java is None:
         raise EmbeddedDBError(
@@ -170,6 +172,7 @@ def start_dynamodb_local(
     def command(p: int) -> list[str]:
         return [
             java,
+            *java_options,
             f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
             f"-Ddynamodblocal.host={loopback.HOST}",
             # The jar's manifest Class-Path brings DynamoDBLocal_lib/*.jar along.

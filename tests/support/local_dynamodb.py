@@ -31,6 +31,9 @@ from tests.support.helpers import create_v1_table
 SCAN_SECONDS_PER_RECORD = 1.3e-6
 RESTART_SECONDS = 3.0
 PROBE_TABLE = "stream-backlog-probe"
+# The JIT's first tier only and one GC thread: a server that lives for a few tests starts on
+# about 4.7 s of CPU instead of 7-9 s (start plus 600 calls, measured), the same wall time.
+FAST_START = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 
 class ReplaceableDynamoDBLocal:
@@ -89,7 +92,7 @@ class ReplaceableDynamoDBLocal:
             self._server = None
 
     def _start(self) -> None:
-        server = embedded_db.start_dynamodb_local(None)
+        server = embedded_db.start_dynamodb_local(None, java_options=FAST_START)
         self._client = build_client(
             endpoint=server.endpoint, region="us-east-1", local_credentials=True
         )
