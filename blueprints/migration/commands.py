@@ -108,15 +108,26 @@ def _clean_abandoned(db: Database, dry_run: bool) -> None:
 def _show_kept(db: Database) -> int:
     """List the rows kept back from the copy (the first SHOWN_KEPT); return how many."""
     kept, total = read_kept(db, limit=SHOWN_KEPT)
-    if not total:
-        click.echo("kept back: none")
-        return 0
-    click.echo(f"kept back: {total} v1 rows v2 cannot store as they are (they stay in v1)")
+    lines = []
     for row in kept:
         cut = f" (cut short; the whole key is {row.key_bytes} bytes)" if row.shortened else ""
-        click.echo(f"  {row.kind} {_key(row.v1_pk, row.v1_sk)}{cut}: {_printable(row.reason)}")
-    if total > len(kept):
-        click.echo(f"  ... and {total - len(kept)} more")
+        lines.append(f"{row.kind} {_key(row.v1_pk, row.v1_sk)}{cut}: {_printable(row.reason)}")
+    return _listing(
+        "kept back", total, "v1 rows v2 cannot store as they are (they stay in v1)", lines
+    )
+
+
+def _listing(label: str, total: int, what: str, lines: list[str]) -> int:
+    """Print ``label: none``, or the total with what it counts and the lines shown, and how
+    many more there are; return ``total``."""
+    if not total:
+        click.echo(f"{label}: none")
+        return 0
+    click.echo(f"{label}: {total} {what}")
+    for line in lines:
+        click.echo(f"  {line}")
+    if total > len(lines):
+        click.echo(f"  ... and {total - len(lines)} more")
     return total
 
 
@@ -178,18 +189,14 @@ def verify() -> None:
 def _show_conflicts(db: Database) -> int:
     """List late v1 writes refused because people changed the row in v2; return how many."""
     shown, total = read_conflicts(db, limit=SHOWN_KEPT)
-    if not total:
-        click.echo("conflicts: none")
-        return 0
-    click.echo(f"conflicts: {total} late v1 writes not applied (v2 wins; the v1 row stays)")
-    for conflict in shown:
-        click.echo(
-            f"  {conflict.kind} {_key(conflict.v1_pk, conflict.v1_sk)}: v1 {conflict.action} "
-            f"at {conflict.at}, the row was {conflict.v2_state}"
-        )
-    if total > len(shown):
-        click.echo(f"  ... and {total - len(shown)} more")
-    return total
+    lines = [
+        f"{conflict.kind} {_key(conflict.v1_pk, conflict.v1_sk)}: v1 {conflict.action} "
+        f"at {conflict.at}, the row was {conflict.v2_state}"
+        for conflict in shown
+    ]
+    return _listing(
+        "conflicts", total, "late v1 writes not applied (v2 wins; the v1 row stays)", lines
+    )
 
 
 @migration_cli.command("sync")
