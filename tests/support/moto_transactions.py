@@ -19,13 +19,13 @@ import copy
 import threading
 from typing import Any
 
+import moto.dynamodb.models as models
 from moto.dynamodb.exceptions import (
     MockValidationException,
     MultipleTransactionsException,
     TransactionCanceledException,
 )
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models import copy as moto_models_copy  # type: ignore[attr-defined]
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 
@@ -61,8 +61,12 @@ def _row_key(table: Table, action: dict[str, Any]) -> tuple[Any, Any] | None:
     return hash_value, range_value
 
 
-def _save(backend: DynamoDBBackend, items: list[dict[str, Any]]) -> list[Any]:
-    saved: list[Any] = []
+def _save(
+    backend: DynamoDBBackend, items: list[dict[str, Any]]
+) -> tuple[list[tuple[Table, tuple[Any, Any], Any]], dict[str, int]]:
+    """A copy of each row the transaction names (None where absent), and the length of each
+    named table's stream."""
+    rows: list[tuple[Table, tuple[Any, Any], Any]] = []
     streams: dict[str, int] = {}
     for entry in items:
         _, action = next(iter(entry.items()))
@@ -71,15 +75,17 @@ def _save(backend: DynamoDBBackend, items: list[dict[str, Any]]) -> list[Any]:
         if table is None or key is None:
             continue
         row = table.get_item(*key) if table.range_key_attr else table.get_item(key[0])
-        saved.append((table, key, copy.deepcopy(row)))
+        rows.append((table, key, copy.deepcopy(row)))
         if table.stream_shard is not None:
             streams.setdefault(table.name, len(table.stream_shard.items))
-    saved.append(streams)
-    return saved
+    return rows, streams
 
 
-def _restore(backend: DynamoDBBackend, saved: list[Any]) -> None:
-    *rows, streams = saved
+def _restore(
+    backend: DynamoDBBackend,
+    rows: list[tuple[Table, tuple[Any, Any], Any]],
+    streams: dict[str, int],
+) -> None:
     for table, (hash_value, range_value), row in reversed(rows):
         if table.range_key_attr:
             partition = table.items[hash_value]
@@ -106,10 +112,7 @@ def install() -> None:
         return
     _installed = True
     original = DynamoDBBackend.transact_write_items
-    moto_models_copy_module = moto_models_copy
-    assert moto_models_copy_module is copy, "moto's models no longer import copy: re-check"
-    import moto.dynamodb.models as models
-
+    assert models.copy is copy, "moto's models no longer import copy: re-check"
     models.copy = _TablesNotCopied()  # type: ignore[assignment]
 
     def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
@@ -119,7 +122,7 @@ def install() -> None:
             original(self, transact_items)
         except _ROLLED_BACK:
             if saved is not None:
-                _restore(self, saved)
+                _restore(self, *saved)
             raise
         finally:
             _skipping.active = False
