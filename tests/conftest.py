@@ -18,6 +18,7 @@ from store.db import Database, build_client
 from tests.support.app import TEST_SECRET, make_app
 from tests.support.auth import Person, register
 from tests.support.helpers import WebClient
+from tests.support.late_writes import one_writer_on_moto
 from tests.support.local_dynamodb import ReplaceableDynamoDBLocal
 
 pytest_plugins = [
@@ -40,6 +41,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "local_only(reason): needs a real DynamoDB server")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line(
+        "markers",
+        "stream_table: the test's table has its stream on, as db init makes it (test tables "
+        "have none), and on moto the late-write sync writes one key at a time",
+    )
     config.addinivalue_line(
         "markers", "backend_independent: tests no DynamoDB backend; run once, with --backend=moto"
     )
@@ -123,11 +129,20 @@ def ddb_client(backend: str, local_endpoint: str | None, aws_env: None) -> Itera
 
 
 @pytest.fixture
-def table_name(ddb_client: Any) -> Iterator[str]:
+def table_name(request: pytest.FixtureRequest, ddb_client: Any) -> Iterator[str]:
+    stream = request.node.get_closest_marker("stream_table") is not None
     name = f"test-{uuid.uuid4().hex[:12]}"
-    schema.ensure_table(ddb_client, name, poll=0.05)
+    schema.ensure_table(ddb_client, name, poll=0.05, stream=stream)
     yield name
     ddb_client.delete_table(TableName=name)
+
+
+@pytest.fixture(autouse=True)
+def _one_writer_on_moto_for_stream_tables(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.node.get_closest_marker("stream_table") is not None:
+        one_writer_on_moto(request.getfixturevalue("ddb_client"), monkeypatch)
 
 
 @pytest.fixture

@@ -5,14 +5,12 @@ from __future__ import annotations
 import random
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from store import keys, schema
+from store import keys
 from store.db import Database, now_iso, s
 from store.migration import sync
 from tests.support.helpers import is_moto, scan_all
@@ -110,14 +108,6 @@ class V1Writer:
                 v1_edit(self.database, item_id, f"v1 edit {self.writes}")
             self.last_write[item_id] = time.time()
             self.writes += 1
-
-
-def stream_table(client: Any) -> Iterator[str]:
-    """A table as ``db init`` makes it, with its stream on (test tables have none)."""
-    name = f"test-stream-{uuid.uuid4().hex[:10]}"
-    schema.ensure_table(client, name, poll=0.05, stream=True)
-    yield name
-    client.delete_table(TableName=name)
 
 
 def one_writer_on_moto(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:

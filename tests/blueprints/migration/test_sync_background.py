@@ -15,17 +15,9 @@ from store.migration.flag import read_flag
 from store.migration.rows import same_data
 from tests.support.app import make_app
 from tests.support.helpers import WebClient, wait_for
-from tests.support.late_writes import one_writer_on_moto, stream_table, v1_edit, v1_item_ids
+from tests.support.late_writes import v1_edit, v1_item_ids
 
-
-@pytest.fixture
-def table_name(ddb_client: Any) -> Iterator[str]:
-    yield from stream_table(ddb_client)
-
-
-@pytest.fixture(autouse=True)
-def _one_writer_on_moto(ddb_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    one_writer_on_moto(ddb_client, monkeypatch)
+pytestmark = pytest.mark.stream_table
 
 
 @pytest.fixture(params=["thread", "request"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,18 +10,10 @@ from store import items, keys
 from store.db import Database, s
 from store.migration.rows import same_data
 from tests.support.helpers import scan_all
-from tests.support.late_writes import one_writer_on_moto, stream_table, v1_edit, v1_item_ids
+from tests.support.late_writes import v1_edit, v1_item_ids
 from tests.support.migration import migrate
 
-
-@pytest.fixture
-def table_name(ddb_client: Any) -> Iterator[str]:
-    yield from stream_table(ddb_client)
-
-
-@pytest.fixture(autouse=True)
-def _one_writer_on_moto(ddb_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    one_writer_on_moto(ddb_client, monkeypatch)
+pytestmark = pytest.mark.stream_table
 
 
 def test_sync_refuses_before_the_flag(runner: Any, seed: Any, database: Database):

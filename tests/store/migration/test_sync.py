@@ -18,8 +18,6 @@ from store.migration.rows import same_data
 from store.migration.sync import Target, find_target
 from tests.support.helpers import seed_v1
 from tests.support.late_writes import (
-    one_writer_on_moto,
-    stream_table,
     v1_delete,
     v1_edit,
     v1_insert,
@@ -27,15 +25,7 @@ from tests.support.late_writes import (
 )
 from tests.support.migration import FAST, migrate
 
-
-@pytest.fixture
-def table_name(ddb_client: Any) -> Iterator[str]:
-    yield from stream_table(ddb_client)
-
-
-@pytest.fixture(autouse=True)
-def _one_writer_on_moto(ddb_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    one_writer_on_moto(ddb_client, monkeypatch)
+pytestmark = pytest.mark.stream_table
 
 
 @pytest.fixture
