@@ -56,11 +56,13 @@ def gate():
     if request.method != "GET":
         target = "/"
     try:
-        if user is None or runner.flag_seen(cached=False):
+        if user is None:
+            return None
+        claim, v1_member = runner.gate_reading(user.user_id)
+        if runner.state().flag_seen:
             return None
         db = get_db()
-        claim = runner.current_claim()
-        if claim is None and not has_v1_data(db):
+        if claim is None and not v1_member and not has_v1_data(db):
             # A fresh install: nothing to copy, so nobody ever sees the preparing page.
             runner.state().flag = finish_without_data(db, user.user_id)
             return None

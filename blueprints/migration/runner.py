@@ -31,6 +31,7 @@ from store.migration.engine import Migration, Settings, conclude
 from store.migration.errors import PERMANENT, classify, operator_reason
 from store.migration.flag import Flag, read_flag
 from store.migration.lease import hand_over
+from store.migration.status import read_gate_rows
 from web.metrics import EmfWriter, record_migration, writer_for
 
 from . import latesync
@@ -98,17 +99,17 @@ def settings_from(app: Flask) -> Settings:
     )
 
 
-def flag_seen(*, cached: bool = True) -> bool:
+def flag_seen() -> bool:
     """True once this process has read the flag; from then on no DynamoDB call is needed.
     While it is unseen, polls read it at most every CLAIM_POLL_SECONDS per process; the gate
-    (``cached=False``) reads it each time, so nobody who landed is sent back by a worker whose
+    reads it each time (``gate_reading``), so nobody who landed is sent back by a worker whose
     last reading is a second old."""
     process = state()
     if process.flag_seen:
         return True
     now = process.clock()
     checked = process.flag_checked_at
-    if cached and checked is not None and now - checked < CLAIM_POLL_SECONDS:
+    if checked is not None and now - checked < CLAIM_POLL_SECONDS:
         return False
     process.flag_checked_at = now
     process.flag = read_flag(get_db())
@@ -129,6 +130,28 @@ def current_claim() -> Claim | None:
             cache.claim = read_claim(get_db())
             cache.tried = False
         return cache.claim
+
+
+def gate_reading(user_id: str) -> tuple[Claim | None, bool]:
+    """The gate's reads, in one round trip: the flag (each time), the claim when this
+    process's reading of it is due (as ``current_claim``) and, while no claim has been seen,
+    the person's own v1 member row. Returns the claim and whether that member row exists
+    (then there is v1 data to copy); the flag, if found, is remembered."""
+    process = state()
+    cache = process.claim_cache
+    with cache.lock:
+        now = process.clock()
+        process.flag_checked_at = now
+        due = cache.read_at is None or now - cache.read_at >= CLAIM_POLL_SECONDS
+        if due:
+            cache.read_at, cache.tried = now, True
+        member_of = user_id if due and cache.claim is None else None
+        rows = read_gate_rows(get_db(), claim=due, v1_member_of=member_of)
+        if due:
+            cache.claim, cache.tried = rows.claim, False
+        if rows.flag is not None:  # never unset: a run in this process may have just set it
+            process.flag = rows.flag
+        return cache.claim, rows.v1_member
 
 
 def _take_turn(process: ProcessState) -> float | None:

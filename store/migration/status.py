@@ -1,12 +1,15 @@
-"""The migration's state in one read, for a health check."""
+"""The migration's state in one read: for a health check, and for the gate."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from store import keys
 from store.batch import get_many
 from store.db import Database
 
 from .claim import STATE_COMPLETE, Claim
+from .flag import Flag
 
 # No claim and no flag: nobody has signed in since the deploy (or a v1 table was never here).
 STATE_NONE = "none"
@@ -25,3 +28,32 @@ def migration_state(db: Database) -> str:
     if claim is not None:
         return Claim.from_row(claim).state or STATE_NONE
     return STATE_NONE
+
+
+@dataclass(frozen=True)
+class GateRows:
+    """What the gate read: the flag, the claim (if asked for) and whether the signed-in
+    person's own v1 member row exists (if asked for; False when not asked)."""
+
+    flag: Flag | None
+    claim: Claim | None
+    v1_member: bool
+
+
+def read_gate_rows(db: Database, *, claim: bool, v1_member_of: str | None) -> GateRows:
+    """The flag, and when asked the claim and one person's v1 member row, strongly consistent,
+    in one BatchGetItem: a first signed-in request knows in one round trip whether the copy
+    is done, who holds it, and (from the member row, when the person was a v1 member)
+    that there is v1 data to copy, which otherwise takes a Query."""
+    wanted = [keys.migration_flag()]
+    if claim:
+        wanted.append(keys.migration_claim())
+    if v1_member_of is not None:
+        wanted.append(keys.v1_member(v1_member_of))
+    rows = get_many(db, wanted, consistent=True)
+    flag_row, claim_row = rows[0], rows[1] if claim else None
+    return GateRows(
+        flag=Flag.from_row(flag_row) if flag_row else None,
+        claim=Claim.from_row(claim_row) if claim_row else None,
+        v1_member=v1_member_of is not None and rows[-1] is not None,
+    )

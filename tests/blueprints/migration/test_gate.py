@@ -39,6 +39,37 @@ def test_a_fresh_install_never_shows_the_preparing_page(web, database):
     assert not [r for r in scan_all(database) if r.get("origin") == {"S": "v1-migration"}]
 
 
+def test_a_v1_members_first_request_reads_flag_claim_and_membership_in_one_call(web, app, seed):
+    accounts = seed(items=5)
+    app.config["MIGRATION_SLICE_SECONDS"] = 30.0  # the copy finishes inside the request
+    web.login(accounts[0].email)
+    names: list[str] = []
+
+    with hooked(
+        app.extensions["db"].client,
+        "before-call.dynamodb",
+        lambda model, **_: names.append(model.name),
+    ):
+        web.get("/")
+
+    before_claim = names[: names.index("TransactWriteItems")]
+    # The session check, then the gate's one read: the flag, the claim and the person's own
+    # v1 member row (which shows there is v1 data without a Query for it).
+    assert before_claim == ["BatchGetItem", "BatchGetItem"], names
+
+
+def test_someone_who_was_not_a_v1_member_still_starts_the_copy(web, app, database, seed):
+    seed(items=3, settings=1, members=2)
+    app.config["MIGRATION_SLICE_SECONDS"] = 30.0
+    web.register("new-to-the-team@example.com")
+
+    response = web.get("/")
+
+    assert response.status_code in (200, 302), response.headers.get("Location")
+    flag = read_flag(database)
+    assert flag is not None and (flag.items, flag.settings, flag.members) == (3, 1, 2)
+
+
 def test_first_sign_in_shows_the_preparing_page_then_returns_to_the_page_asked_for(
     web, app, database, seed
 ):
