@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from store import keys
 from store.db import (
@@ -109,6 +109,8 @@ class Migration(Heartbeating, BulkCopies, Verification):
         self.afresh = False
         # The v1 row of each member copy, by its v2 key (for a kept-back record).
         self.member_rows: dict[tuple[str, str], RawItem] = {}
+        # How many v1 members and settings there are, once read (for the estimate).
+        self.team_sizes = (0, 0)
 
     def pause_requested(self) -> bool:
         if self.stop is not None and self.stop.is_set():
@@ -126,9 +128,8 @@ class Migration(Heartbeating, BulkCopies, Verification):
     def _copy_team(self) -> tuple[list[RawItem], list[RawItem]]:
         """Read v1's members and settings and copy the settings (one small bulk write into
         the partition), beside the item segments; the members and settings read."""
-        members, settings, table = self._read_team()
-        if table is not None:
-            self._estimate_items(len(members), len(settings), table)
+        members, settings = self._read_team()
+        self.team_sizes = len(members), len(settings)
         pairs: list[Pair] = [(SETTING, r, setting_copy(self.workspace_id, r)) for r in settings]
         # The last fence is this phase's own, so it never shares one with a segment writer.
         kept = self._copy_page(pairs, writer=self.run.claim.total_segments)
@@ -158,13 +159,19 @@ class Migration(Heartbeating, BulkCopies, Verification):
             if next_key and self.pause_requested():
                 return
 
-    def _estimate_items(self, members: int, settings: int, table: dict[str, Any]) -> None:
+    def _estimate_items(self) -> None:
         """A total for the progress bar only: an exact count would be a second full Scan
         competing with the copy, so take DynamoDB's table-wide item count instead.
 
         At migration time the table is v1 rows plus accounts (two rows each), which this
         subtracts; the service refreshes the number every few hours, so it is a guess, and
-        the page shows plain counts whenever the copy overtakes it."""
+        the page shows plain counts whenever the copy overtakes it. Asked only once a run
+        outlasts ``ESTIMATE_AFTER_SECONDS`` or a slice ends without a total: nobody sees a
+        progress bar before then, and a run that is done by then pays no DescribeTable."""
+        if self.progress.items_total is not None:
+            return
+        table = self._describe()
+        members, settings = self.team_sizes
         claim_rows = 2 + self.run.claim.total_segments  # the claim and its fences
         estimate = int(table.get("ItemCount", 0)) - settings - 3 * members - claim_rows
         if estimate > 0:
@@ -176,17 +183,16 @@ class Migration(Heartbeating, BulkCopies, Verification):
             return dict(self.db.client.describe_table(TableName=self.db.table)["Table"])
         except ClientError as exc:
             log.info("no item count for the progress bar: %s", error_code(exc))
-            return {}
+        except BotoCoreError as exc:  # a timer thread's error would only reach stderr
+            log.info("no item count for the progress bar: %s", type(exc).__name__)
+        return {}
 
-    def _read_team(self) -> tuple[list[RawItem], list[RawItem], dict[str, Any] | None]:
-        """The v1 members and settings, and (for a first estimate) the table's description,
-        read side by side: one round trip's wait instead of three. (The description may
-        count a first page of copies already: it is only a guess for the progress bar.)"""
-        with ThreadPoolExecutor(max_workers=3) as pool:
+    def _read_team(self) -> tuple[list[RawItem], list[RawItem]]:
+        """The v1 members and settings, read side by side: one round trip's wait."""
+        with ThreadPoolExecutor(max_workers=2) as pool:
             members = pool.submit(v1_partition, self.db, keys.V1_MEMBERS_PK)
             settings = pool.submit(v1_partition, self.db, keys.V1_SETTINGS_PK)
-            table = pool.submit(self._describe) if self.progress.items_total is None else None
-            return members.result(), settings.result(), table.result() if table else None
+            return members.result(), settings.result()
 
     def execute(self) -> Flag | None:
         """Copy, verify and flag; raise MigrationError (no flag) when that cannot be done.
@@ -196,16 +202,22 @@ class Migration(Heartbeating, BulkCopies, Verification):
         beater = threading.Thread(target=self._beat_forever, name="migration-heartbeat")
         beater.daemon = True
         beater.start()
+        estimate = threading.Timer(ESTIMATE_AFTER_SECONDS, self._estimate_items)
+        estimate.daemon = True
+        estimate.start()
         try:
             self.progress.phase = "items"
             members, settings = self._copy_all()
             if not self.items_done():
+                estimate.cancel()
+                self._estimate_items()  # the hand-over publishes it for the next slice
                 return None
             self.progress.phase = "finishing"
             team = self._team_rows(members, settings)
             # Counted while the heartbeat still beats: a full Scan at scale can outlast a lease.
             kept = self._check_counts()
         finally:
+            estimate.cancel()
             self.stop_beating.set()
             beater.join()
         self.check_fence()
@@ -317,6 +329,12 @@ class Migration(Heartbeating, BulkCopies, Verification):
             self.progress.kept["members"] = self.progress.kept.get("members", 0) + len(refused)
         return {**kept, "members": kept.get("members", 0) + len(refused)}
 
+
+# A run still copying after this long may be watched (the gated request waits up to a slice,
+# 1 s by default, before it shows the preparing page), so it asks for the progress bar's total
+# then. A run done sooner never needs one: at 1,000 items on DynamoDB Local the DescribeTable
+# beside the copy cost more time than the rest of the checks together (`make bench`).
+ESTIMATE_AFTER_SECONDS = 1.0
 
 # The flag transaction's own two actions leave room for this many rows beside them.
 MAX_WITH_FLAG = 98

@@ -9,15 +9,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from store import batch, keys
+from store.migration import engine
 from store.migration.acquire import try_acquire
 from store.migration.claim import STATE_WAITING, ClaimObserver, read_claim
 from store.migration.engine import Settings
 from store.migration.flag import read_flag
 from tests.support.faults import is_bulk_copy
-from tests.support.helpers import hooked, rows_with, scan_all
+from tests.support.helpers import hooked, rows_with, scan_all, wait_for
 from tests.support.migration import (
+    FAST,
     after_backoff,
     assert_exact_copy,
+    for_backend,
     item_puts,
     migrate,
     throttled,
@@ -286,3 +289,62 @@ def test_an_item_too_large_for_its_v2_keys_is_kept_back_naming_it(database, seed
     assert flag is not None and (flag.items, flag.kept_back) == (3, 1)
     (record,) = rows_with(database, "MIGRATION", "KEPT#")
     assert record["v1PK"] == {"S": "ITEM#huge"} and record["reason"]["S"]
+
+
+# --- the progress bar's total -----------------------------------------------------------
+
+
+def _operation_names(database: Any) -> tuple[list[str], Any]:
+    names: list[str] = []
+    return names, hooked(
+        database.client, "before-call.dynamodb", lambda model, **_: names.append(model.name)
+    )
+
+
+def test_a_run_done_before_anyone_could_watch_asks_for_no_item_count(database, seed, monkeypatch):
+    seed(items=30)
+    monkeypatch.setattr(engine, "ESTIMATE_AFTER_SECONDS", 60.0)  # however slow the machine
+    names, hook = _operation_names(database)
+
+    with hook:
+        flag = migrate(database)
+
+    assert flag is not None and flag.items == 30
+    assert "DescribeTable" not in names
+
+
+def test_a_run_still_copying_after_the_threshold_estimates_its_total(database, seed, monkeypatch):
+    seed(items=30)
+    monkeypatch.setattr(engine, "ESTIMATE_AFTER_SECONDS", 0.0)
+    settings = for_backend(database, FAST)
+    run = try_acquire(database, "u-test", ClaimObserver(), lease=30.0, segments=settings.segments)
+    estimated: list[int | None] = []
+
+    def watched(_segment: int) -> None:
+        # Someone watching the progress page: the total arrives while the copy goes on.
+        estimated.append(wait_for(lambda: migration.progress.items_total, timeout=10.0))
+
+    migration = engine.Migration(database, run, settings, on_page=watched)
+    flag = engine.conclude(migration)
+
+    assert flag is not None and flag.items == 30
+    # DynamoDB's table-wide count, less the accounts, settings and claim rows: at least the
+    # v1 items (copies already written may count too: it is a guess for a progress bar).
+    assert estimated and all(total is not None and total >= 30 for total in estimated)
+
+
+def test_a_slice_that_ends_before_the_copy_hands_over_an_estimate(database, seed, monkeypatch):
+    seed(items=60)
+    monkeypatch.setattr(engine, "ESTIMATE_AFTER_SECONDS", 60.0)  # only the slice's end asks
+
+    def small_pages(params: dict[str, Any], **_: Any) -> None:
+        if "FilterExpression" in params and "Select" not in params:
+            params["Limit"] = 5  # several pages per segment, so the slice ends first
+
+    with hooked(database.client, "provide-client-params.dynamodb.Scan", small_pages):
+        flag = migrate(database, deadline=0.0)  # over at once: one page per segment
+
+    assert flag is None
+    claim = read_claim(database)
+    assert claim.state == STATE_WAITING and 0 < claim.items_copied < 60
+    assert claim.items_total is not None and claim.items_total >= 60
