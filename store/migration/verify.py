@@ -27,6 +27,11 @@ from .v1 import count_v1, scan_v1_items, v1_partition
 
 log = logging.getLogger(__name__)
 
+# Measured on DynamoDB Local (the verification alone, median of 9): at 100 items one segment
+# took 31 ms against 44 ms for four, at 1,000 items 67 against 72 ms, at 10,000 items 1.7 s
+# against 1.0 s.
+COUNT_ITEMS_PER_SEGMENT = 2500
+
 
 class Verification:
     """The checks of ``engine.Migration`` before its flag; it provides the attributes below
@@ -48,7 +53,7 @@ class Verification:
         When v1 differs, it changed during the copy: the next run copies it again, into a
         new partition (``Release.afresh``)."""
         with ThreadPoolExecutor(max_workers=2) as pool:
-            v1_counts = pool.submit(count_v1, self.db, max(1, self.run.claim.total_segments))
+            v1_counts = pool.submit(count_v1, self.db, self._count_segments())
             in_partition = pool.submit(partition_counts, self.db, self.workspace_id)
             v1, v2 = v1_counts.result(), in_partition.result()
         with self.progress.lock:
@@ -71,6 +76,15 @@ class Verification:
         if any(v2[name] < copied[name] for name in v2):
             self._rewrite_missing()
         return kept
+
+    def _count_segments(self) -> int:
+        """Scan segments for the v1 count: one per ``COUNT_ITEMS_PER_SEGMENT`` items the copy
+        saw, up to the copy's own. A COUNT page covers up to 1 MB, so below that a segment
+        reads the table in a page or two and more segments only add calls."""
+        with self.progress.lock:
+            seen = self.progress.items + self.progress.kept.get("items", 0)
+        wanted = -(-seen // COUNT_ITEMS_PER_SEGMENT)
+        return max(1, min(self.run.claim.total_segments, wanted))
 
     def _start_again(
         self, differ: set[str], v1: dict[str, int], copied: dict[str, int], kept: dict[str, int]
