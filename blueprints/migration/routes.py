@@ -19,6 +19,7 @@ from flask import (
 )
 
 from store import accounts, workspaces
+from store.batch import BudgetExceeded
 from store.db import get_db
 from store.migration.claim import STATE_FAILED, Claim, read_claim
 from store.migration.conflicts import read_conflicts
@@ -32,8 +33,9 @@ from . import latesync, runner
 
 bp = Blueprint("migration", __name__)
 log = logging.getLogger(__name__)
-# DynamoDB not answering the pages' own reads (throttled, unreachable): shown as "retrying".
-DYNAMODB_TROUBLE = (ClientError, BotoCoreError)
+# DynamoDB not answering the pages' own reads (throttled, unreachable, or keys of a batch
+# read still unprocessed when its budget ran out): shown as "retrying".
+DYNAMODB_TROUBLE = (ClientError, BotoCoreError, BudgetExceeded)
 REFRESH_SECONDS = 2
 # The failed page reloads slowly, so people land once the operator has fixed the cause.
 FAILED_REFRESH_SECONDS = 30

@@ -30,6 +30,11 @@ def migration_state(db: Database) -> str:
     return STATE_NONE
 
 
+# Keys a throttled BatchGetItem leaves unprocessed are asked again for at most this long: a
+# page request then shows "retrying" (BudgetExceeded) instead of hanging.
+GATE_READ_BUDGET_SECONDS = 2.0
+
+
 @dataclass(frozen=True)
 class GateRows:
     """What the gate read: the flag, the claim (if asked for) and whether the signed-in
@@ -50,7 +55,7 @@ def read_gate_rows(db: Database, *, claim: bool, v1_member_of: str | None) -> Ga
         wanted.append(keys.migration_claim())
     if v1_member_of is not None:
         wanted.append(keys.v1_member(v1_member_of))
-    rows = get_many(db, wanted, consistent=True)
+    rows = get_many(db, wanted, consistent=True, budget_seconds=GATE_READ_BUDGET_SECONDS)
     flag_row, claim_row = rows[0], rows[1] if claim else None
     return GateRows(
         flag=Flag.from_row(flag_row) if flag_row else None,

@@ -10,6 +10,7 @@ import pytest
 
 from blueprints.migration import runner
 from store import batch, keys
+from store.migration import status
 from store.migration.acquire import try_acquire
 from store.migration.claim import ClaimObserver, read_claim
 from store.migration.engine import Migration, Settings
@@ -56,6 +57,30 @@ def test_a_v1_members_first_request_reads_flag_claim_and_membership_in_one_call(
     # The session check, then the gate's one read: the flag, the claim and the person's own
     # v1 member row (which shows there is v1 data without a Query for it).
     assert before_claim == ["BatchGetItem", "BatchGetItem"], names
+
+
+def test_gate_keys_left_unprocessed_send_people_to_the_retrying_page_not_an_error(
+    web, app, seed, monkeypatch
+):
+    accounts = seed(items=3)
+    web.login(accounts[0].email)
+    client = app.extensions["db"].client
+    original = client.batch_get_item
+    flag_key = keys.migration_flag()
+
+    def throttled_gate_read(**params: Any) -> Any:
+        (asked,) = params["RequestItems"].values()
+        if flag_key in asked["Keys"]:  # DynamoDB throttled every key of the gate's read
+            return {"Responses": {}, "UnprocessedKeys": params["RequestItems"]}
+        return original(**params)  # the session check reads as usual
+
+    monkeypatch.setattr(client, "batch_get_item", throttled_gate_read)
+    monkeypatch.setattr(status, "GATE_READ_BUDGET_SECONDS", 0.2)
+
+    response = web.get("/workspaces")
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/preparing?next=/workspaces"
 
 
 def test_someone_who_was_not_a_v1_member_still_starts_the_copy(web, app, database, seed):
