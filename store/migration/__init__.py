@@ -86,7 +86,8 @@ The modules, each owning one part (callers import from the module that owns a na
   beside the flag), narrowed to the rows DynamoDB refuses.
 * ``verify``: the verification pass before the flag.
 * ``flag``: the flag row, written once and last.
-* ``status``: the migration's state (none, running, waiting, failed, complete) in one read.
+* ``status``: the migration's state (none, running, waiting, failed, complete) in one read,
+  and the gate's one read (the flag, the claim, the person's own v1 member row).
 * ``engine``: one run of the copy (or one slice of it), from a held claim to the flag.
 * ``check``: verifying the copy, deleting v1 rows afterwards and abandoned attempts'
   partitions (operator commands).
