@@ -9,8 +9,8 @@ This keeps moto's all-or-nothing outcome: before the call it saves a copy of eac
 transaction names (or that it was absent) and the length of the table's stream; when moto
 rolls back, it puts those rows and the stream back instead. moto's own copy is skipped for
 tables only, while the call runs. Rows a transaction does not name are never written by it,
-so they need no copy. ``tests/store/test_moto_transactions.py`` checks a cancelled
-transaction leaves the table as it was.
+so they need no copy. ``tests/store/test_transactions_all_or_nothing.py`` checks a
+cancelled transaction leaves the table as it was.
 """
 
 from __future__ import annotations

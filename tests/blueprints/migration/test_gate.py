@@ -15,6 +15,7 @@ from store.migration.acquire import try_acquire
 from store.migration.claim import ClaimObserver, read_claim
 from store.migration.engine import Migration, Settings
 from store.migration.flag import read_flag
+from tests.support.auth import dynamodb_calls
 from tests.support.faults import is_bulk_copy
 from tests.support.helpers import WebClient, hooked, rows_with, scan_all, user_id_of, wait_for
 from tests.support.migration import throttled
@@ -44,15 +45,10 @@ def test_a_v1_members_first_request_reads_flag_claim_and_membership_in_one_call(
     accounts = seed(items=5)
     app.config["MIGRATION_SLICE_SECONDS"] = 30.0  # the copy finishes inside the request
     web.login(accounts[0].email)
-    names: list[str] = []
-
-    with hooked(
-        app.extensions["db"].client,
-        "before-call.dynamodb",
-        lambda model, **_: names.append(model.name),
-    ):
+    with dynamodb_calls(app.extensions["db"].client) as calls:
         web.get("/")
 
+    names = [name for name, _ in calls]
     before_claim = names[: names.index("TransactWriteItems")]
     # The session check, then the gate's one read: the flag, the claim and the person's own
     # v1 member row (which shows there is v1 data without a Query for it).

@@ -14,6 +14,7 @@ from store.migration.acquire import try_acquire
 from store.migration.claim import STATE_WAITING, ClaimObserver, read_claim
 from store.migration.engine import Settings
 from store.migration.flag import read_flag
+from tests.support.auth import dynamodb_calls
 from tests.support.faults import is_bulk_copy
 from tests.support.helpers import hooked, rows_with, scan_all, wait_for
 from tests.support.migration import (
@@ -294,23 +295,14 @@ def test_an_item_too_large_for_its_v2_keys_is_kept_back_naming_it(database, seed
 # --- the progress bar's total -----------------------------------------------------------
 
 
-def _operation_names(database: Any) -> tuple[list[str], Any]:
-    names: list[str] = []
-    return names, hooked(
-        database.client, "before-call.dynamodb", lambda model, **_: names.append(model.name)
-    )
-
-
 def test_a_run_done_before_anyone_could_watch_asks_for_no_item_count(database, seed, monkeypatch):
     seed(items=30)
     monkeypatch.setattr(engine, "ESTIMATE_AFTER_SECONDS", 60.0)  # however slow the machine
-    names, hook = _operation_names(database)
-
-    with hook:
+    with dynamodb_calls(database.client) as calls:
         flag = migrate(database)
 
     assert flag is not None and flag.items == 30
-    assert "DescribeTable" not in names
+    assert "DescribeTable" not in [name for name, _ in calls]
 
 
 def test_a_run_still_copying_after_the_threshold_estimates_its_total(database, seed, monkeypatch):
