@@ -96,6 +96,7 @@ class Migration(Heartbeating, BulkCopies, Verification):
         self.version = claim.version
         self.confirmed_at = monotonic()
         self.lost = threading.Event()
+        self.lost_reason = "another run took over the migration"
         self.aborted = threading.Event()
         self.stop_beating = threading.Event()
         # Heartbeat versions sent without a confirmed answer, with when each was sent.

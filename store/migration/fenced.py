@@ -7,7 +7,6 @@ will not take. The bulk of the copy is not fenced (``bulk``)."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -72,16 +71,18 @@ def _transient_copy_error(exc: Exception) -> bool:
 
 class FencedWrites:
     """The copy's writes, for ``engine.Migration``: it provides the attributes below and
-    ``check_fence`` (``heartbeat.Heartbeating``)."""
+    ``check_fence`` and ``lose`` (``heartbeat.Heartbeating``)."""
 
     db: Database
     run: Run
     settings: Settings
     monotonic: Callable[[], float]
-    lost: threading.Event
     version: str
 
     def check_fence(self) -> None:
+        raise NotImplementedError
+
+    def lose(self, reason: str) -> LostClaim:
         raise NotImplementedError
 
     def _write(
@@ -123,8 +124,7 @@ class FencedWrites:
                 self.db.client.transact_write_items(TransactItems=actions)
             except ClientError as exc:
                 if failed_at(cancellation_reasons(exc), FENCE_CHECK):
-                    self.lost.set()
-                    raise LostClaim("another run took over: this writer's fence moved") from exc
+                    raise self.lose("another run took over: this writer's fence moved") from exc
                 if _is_validation(exc) and len(chunk) > 1:
                     return self._find_rejected_rows(chunk, writer, deadline, exc)
                 if _is_validation(exc):

@@ -37,6 +37,7 @@ class Heartbeating:
     confirmed_at: float
     unconfirmed: dict[str, float]
     lost: threading.Event
+    lost_reason: str
     aborted: threading.Event
     stop_beating: threading.Event
 
@@ -45,10 +46,17 @@ class Heartbeating:
         if self.aborted.is_set():
             raise Aborted("stopped because another part of the copy failed")
         if self.lost.is_set():
-            raise LostClaim("another run took over the migration")
+            raise LostClaim(self.lost_reason)
         if self.monotonic() - self.confirmed_at > self.settings.lease / 2:
+            raise self.lose("no heartbeat confirmed for half a lease; stopping to be safe")
+
+    def lose(self, reason: str) -> LostClaim:
+        """Mark the claim lost; every part of the copy then stops with this same reason, so
+        whichever part's failure is reported, the operator reads the first cause."""
+        if not self.lost.is_set():
+            self.lost_reason = reason
             self.lost.set()
-            raise LostClaim("no heartbeat confirmed for half a lease; stopping to be safe")
+        return LostClaim(self.lost_reason)
 
     def heartbeat(self) -> bool:
         """Move the claim's version and publish progress; False once the claim is not ours.
@@ -92,7 +100,7 @@ class Heartbeating:
                 log.info("migration heartbeat: an answer was lost; the claim is still ours")
                 self._confirmed(found.version, sent_at)
                 return True
-        self.lost.set()
+        self.lose("another run took over the migration")
         return False
 
     def _confirmed(self, version: str, since: float) -> None:

@@ -18,6 +18,7 @@ from botocore.exceptions import (
 from store import batch, keys
 from store.batch import BudgetExceeded
 from store.db import parse_iso
+from store.migration import heartbeat
 from store.migration.acquire import try_acquire
 from store.migration.claim import (
     STATE_FAILED,
@@ -27,7 +28,7 @@ from store.migration.claim import (
     read_claim,
 )
 from store.migration.engine import Migration, Settings, run_migration
-from store.migration.errors import MigrationError, V1Changed, classify
+from store.migration.errors import LostClaim, MigrationError, V1Changed, classify
 from store.migration.flag import read_flag
 from store.migration.lease import HANDOVER, Release, backoff_seconds, release, reset_for_retry
 from tests.support.faults import is_bulk_copy
@@ -268,12 +269,20 @@ def test_a_first_claim_cancelled_for_a_permanent_reason_is_recorded_failed(
     assert "ValidationError" in claim.failed_reason or "cancelled" in claim.failed_reason
 
 
-def test_a_run_that_lost_sight_of_its_heartbeat_hands_the_claim_back_at_once(database, seed):
+def test_a_run_that_lost_sight_of_its_heartbeat_hands_the_claim_back_at_once(
+    database, seed, monkeypatch
+):
     """No heartbeat confirmed for half a lease (a network blip) stops the copy to be safe;
     the claim may still be ours, so the run releases it instead of making everyone wait a
     whole lease for a takeover."""
     seed(items=5)
     run = try_acquire(database, "u", ClaimObserver(), lease=30, segments=1)
+
+    def no_answer(*args: Any, **kwargs: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    # The blip itself: without it a heartbeat beating under load could confirm the claim.
+    monkeypatch.setattr(heartbeat, "publish", no_answer)
     ticks = iter([0.0])  # the run's start; every later reading is a minute on
 
     def monotonic() -> float:
@@ -288,3 +297,21 @@ def test_a_run_that_lost_sight_of_its_heartbeat_hands_the_claim_back_at_once(dat
     assert claim.owner == run.run_id and claim.state == STATE_WAITING
     assert "heartbeat" in claim.failed_reason
     assert read_flag(database) is None
+
+
+def test_every_part_of_the_copy_stops_with_the_first_reason_the_claim_was_lost(database, seed):
+    """The parts of a copy run side by side: after the first one finds the claim lost, any
+    other may fail next and be the one reported, so each must tell the first cause."""
+    seed(items=5)
+    run = try_acquire(database, "u", ClaimObserver(), lease=30, segments=1)
+    now = [0.0]
+    migration = Migration(database, run, Settings(lease=30, segments=1), monotonic=lambda: now[0])
+    migration.check_fence()  # the claim is ours: nothing raised
+
+    now[0] = 60.0
+    for _ in range(2):  # the part that noticed, then any other
+        with pytest.raises(LostClaim, match="no heartbeat confirmed"):
+            migration.check_fence()
+    # A later cause (a writer's fence refused) does not replace the first.
+    with pytest.raises(LostClaim, match="no heartbeat confirmed"):
+        raise migration.lose("another run took over: this writer's fence moved")
