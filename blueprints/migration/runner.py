@@ -57,6 +57,18 @@ class ClaimCache:
     tried: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def start_reading(self, now: float) -> bool:
+        """Whether a new reading is due (one per CLAIM_POLL_SECONDS); if so it is stamped
+        before the read, so a read that fails holds for the interval too and DynamoDB in
+        trouble is not asked again by every poll, and no take is tried until it is in."""
+        if self.read_at is not None and now - self.read_at < CLAIM_POLL_SECONDS:
+            return False
+        self.read_at, self.tried = now, True
+        return True
+
+    def finish_reading(self, claim: Claim | None) -> None:
+        self.claim, self.tried = claim, False
+
 
 @dataclass(eq=False)  # identity: kept in a WeakSet for the exit hook
 class ProcessState:
@@ -122,13 +134,8 @@ def current_claim() -> Claim | None:
     process = state()
     cache = process.claim_cache
     with cache.lock:
-        now = process.clock()
-        if cache.read_at is None or now - cache.read_at >= CLAIM_POLL_SECONDS:
-            # Stamped before reading: a read that fails holds for the interval too, so
-            # DynamoDB in trouble is not asked again by every poll.
-            cache.read_at, cache.tried = now, True
-            cache.claim = read_claim(get_db())
-            cache.tried = False
+        if cache.start_reading(process.clock()):
+            cache.finish_reading(read_claim(get_db()))
         return cache.claim
 
 
@@ -142,13 +149,11 @@ def gate_reading(user_id: str) -> tuple[Claim | None, bool]:
     with cache.lock:
         now = process.clock()
         process.flag_checked_at = now
-        due = cache.read_at is None or now - cache.read_at >= CLAIM_POLL_SECONDS
-        if due:
-            cache.read_at, cache.tried = now, True
+        due = cache.start_reading(now)
         member_of = user_id if due and cache.claim is None else None
         rows = read_gate_rows(get_db(), claim=due, v1_member_of=member_of)
         if due:
-            cache.claim, cache.tried = rows.claim, False
+            cache.finish_reading(rows.claim)
         if rows.flag is not None:  # never unset: a run in this process may have just set it
             process.flag = rows.flag
         return cache.claim, rows.v1_member
