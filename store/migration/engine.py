@@ -36,7 +36,7 @@ from .errors import (
 )
 from .fenced import HOLDER, Pair, row_key
 from .flag import Flag, write_flag
-from .heartbeat import Heartbeating
+from .heartbeat import TAKEN_OVER, Heartbeating
 from .kept import record_action
 from .lease import Release, hand_over, release
 from .rows import (
@@ -96,7 +96,7 @@ class Migration(Heartbeating, BulkCopies, Verification):
         self.version = claim.version
         self.confirmed_at = monotonic()
         self.lost = threading.Event()
-        self.lost_reason = "another run took over the migration"
+        self.lost_reason = TAKEN_OVER
         self.aborted = threading.Event()
         self.stop_beating = threading.Event()
         # Heartbeat versions sent without a confirmed answer, with when each was sent.

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TAKEN_OVER = "another run took over the migration"
+
 
 class Heartbeating:
     """The heartbeat of ``engine.Migration``, which provides the attributes below."""
@@ -100,7 +102,7 @@ class Heartbeating:
                 log.info("migration heartbeat: an answer was lost; the claim is still ours")
                 self._confirmed(found.version, sent_at)
                 return True
-        self.lose("another run took over the migration")
+        self.lose(TAKEN_OVER)
         return False
 
     def _confirmed(self, version: str, since: float) -> None:
